@@ -36,6 +36,7 @@ import datetime
 import math
 import re
 import struct
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class Layout:
     segments: tuple[Segment, ...]
     rows: tuple[RowInfo, ...]
     undrawable: tuple[tuple[int, int, int], ...]   # (row, col, codepoint) drawn as a replacement box
+    escaped: tuple[tuple[int, int, int], ...] = ()  # (row, col, codepoint) of a control char drawn escaped
 
 
 @dataclass(frozen=True, eq=False)
@@ -317,17 +319,19 @@ class _Atlas:
         self.ids: dict[tuple[str, int, int], int] = {}
         self.tiles = np.zeros((256, _TILE_H, _TILE_W), np.uint8)   # tile 0 stays blank
         self.count = 1
+        self.lock = threading.Lock()
 
     def glyph_id(self, ch: str, style: int, width: int, font: int) -> int:
         key = (ch, style, width)
-        gid = self.ids.get(key)
-        if gid is None:
-            gid = self.count
-            if gid == len(self.tiles):
-                self.tiles = np.concatenate([self.tiles, np.zeros_like(self.tiles)])
-            self.tiles[gid] = _draw_tile(ch, style, width, font)
-            self.ids[key] = gid
-            self.count += 1
+        with self.lock:
+            gid = self.ids.get(key)
+            if gid is None:
+                gid = self.count
+                if gid == len(self.tiles):
+                    self.tiles = np.concatenate([self.tiles, np.zeros_like(self.tiles)])
+                self.tiles[gid] = _draw_tile(ch, style, width, font)
+                self.ids[key] = gid            # published only after its tile is written
+                self.count += 1
         return gid
 
 
@@ -350,7 +354,7 @@ def _draw_tile(ch: str, style: int, width: int, font_kind: int) -> np.ndarray:
     else:
         font = fonts.faces[0]
     advance = font.getlength(ch)
-    if advance > 0:
+    if advance > 0 and unicodedata.category(ch) not in ("Mn", "Me"):
         x = _PAD + round((cell_px - advance) / 2)
     else:                                 # combining mark: centre its ink in its own cell
         left, _, right, _ = font.getbbox(ch, anchor="ls")
@@ -365,7 +369,8 @@ _atlas = _Atlas()
 # ---------------------------------------------------------------------------------------------------------
 # text -> rows
 
-# a cell: (display char, width, style, source offset, original codepoint if replaced by a box else 0)
+# a cell: (display char, width, style, source offset, flag) where flag is the original codepoint of a
+# character drawn as a replacement box, -1 - codepoint on the first cell of an escape, else 0
 _Cell = tuple
 
 
@@ -427,18 +432,24 @@ def _code_styles(text: str, lines: list[tuple[int, int]]) -> bytearray | None:
 
 
 _lexers: dict[str, Any] = {}
+_token_styles: dict[Any, int] = {}
 
 
 def _token_style(ttype: Any) -> int:
-    from pygments import token as T
-    if ttype in T.Comment:
-        return _FAINT
-    if ttype in T.Keyword or ttype in T.Operator.Word or ttype in T.Name.Function or ttype in T.Name.Class \
-            or ttype in T.Name.Decorator or ttype in T.Name.Builtin:
-        return _BOLD
-    if ttype in T.Literal.String or ttype in T.Literal.Number:
-        return _DIM
-    return _TEXT
+    st = _token_styles.get(ttype)
+    if st is None:
+        from pygments import token as T
+        if ttype in T.Comment:
+            st = _FAINT
+        elif ttype in T.Keyword or ttype in T.Operator.Word or ttype in T.Name.Function \
+                or ttype in T.Name.Class or ttype in T.Name.Decorator or ttype in T.Name.Builtin:
+            st = _BOLD
+        elif ttype in T.Literal.String or ttype in T.Literal.Number:
+            st = _DIM
+        else:
+            st = _TEXT
+        _token_styles[ttype] = st
+    return st
 
 
 def _highlight(text: str, start: int, end: int, lang: str, styles: bytearray) -> None:
@@ -482,7 +493,8 @@ def _line_cells(text: str, start: int, end: int, styles: bytearray | None) -> li
             continue
         disp, w, font = _char_info.get(ch) or _classify(ch)
         if font == _FONT_ESCAPE:
-            for d in disp:
+            cells.append((disp[0], 1, _FAINT, i, -1 - ord(ch)))
+            for d in disp[1:]:
                 cells.append((d, 1, _FAINT, i, 0))
             col += len(disp)
         elif font == _FONT_BOX:
@@ -583,11 +595,12 @@ def _header_row(line: str, kind: str) -> _Row:
 # ---------------------------------------------------------------------------------------------------------
 # rows -> page
 
-def _draw(rows: list[_Row]) -> tuple[Image.Image, np.ndarray, tuple[str, ...], tuple[tuple[int, int, int], ...]]:
+def _draw(rows: list[_Row]) -> tuple[Image.Image, np.ndarray, tuple[str, ...], list, list]:
     ids = np.zeros((ROWS, COLS), np.int32)      # glyph id per cell (0 = nothing to draw)
     codes = np.zeros((ROWS, COLS), np.int32)
     lines = []
     bad = []
+    escaped = []
     atlas = _atlas
     for r, row in enumerate(rows):
         col = 0
@@ -600,8 +613,10 @@ def _draw(rows: list[_Row]) -> tuple[Image.Image, np.ndarray, tuple[str, ...], t
             row_codes[col] = ord(ch)
             if w == 2:
                 row_codes[col + 1] = -1
-            if orig:
+            if orig > 0:
                 bad.append((r, col, orig))
+            elif orig < 0:
+                escaped.append((r, col, -1 - orig))
             chars.append(ch)
             col += w
         line = "".join(chars).rstrip(" ")
@@ -635,7 +650,7 @@ def _draw(rows: list[_Row]) -> tuple[Image.Image, np.ndarray, tuple[str, ...], t
             np.maximum(view, tiles[sel], out=view)
     image = Image.fromarray(255 - ink, mode="L")
     codes.setflags(write=False)
-    return image, codes, tuple(lines), tuple(bad)
+    return image, codes, tuple(lines), bad, escaped
 
 
 def _char_font(ch: str) -> int:
@@ -644,9 +659,9 @@ def _char_font(ch: str) -> int:
 
 
 def _make_page(rows: list[_Row], segments: list[Segment]) -> Page:
-    image, codes, lines, bad = _draw(rows)
+    image, codes, lines, bad, escaped = _draw(rows)
     infos = tuple(RowInfo(row.segment, row.kind, row.start, row.end, row.wrap) for row in rows)
-    return Page(image, lines, Layout(tuple(segments), infos, bad), codes)
+    return Page(image, lines, Layout(tuple(segments), infos, tuple(bad), tuple(escaped)), codes)
 
 
 class _Paginator:
@@ -789,6 +804,12 @@ def split_decoded(text: str, layout: Layout) -> dict[int, str]:
     for s in segs:
         hit = None
         if s.header_row is not None:
+            # where the layout puts it (a perfect reading; also immune to header-like lines in the text) ...
+            h = parse_header(lines[s.header_row]) if pos <= s.header_row < len(lines) else None
+            if h is not None and h.number == s.turn_number:
+                hit = s.header_row
+        if s.header_row is not None and hit is None:
+            # ... else the first matching header line after the previous one
             for i in range(pos, len(lines)):
                 h = parse_header(lines[i])
                 if h is not None and h.number == s.turn_number:
