@@ -1,0 +1,123 @@
+"""The only PIL -> tensor code: the official DeepSeek-OCR preprocessing.
+
+- tiny (512) / small (640) / gist (384, ours): plain `resize((S,S))` (distorts the aspect ratio, as official)
+- base (1024) / large (1280): `ImageOps.pad` to S x S, aspect kept, grey (127,127,127) bars, centred
+- gundam: 640 px tiles (InternVL-style grid choice, 2..9 tiles) + a 1024 px padded global view
+- then RGB (greyscale replicated), ToTensor, Normalize(mean=0.5, std=0.5) -> values in [-1, 1]
+
+An image that already has the mode's size is passed through untouched (the renderer's `page_at_tier`
+does the resizing for our pages, with its own documented filter).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .config import MODES
+
+__all__ = ["MODES", "PAD_COLOR", "to_tensor", "prepare", "to_gundam", "GundamInput", "gundam_grid",
+           "visual_token_count"]
+
+PAD_COLOR = (127, 127, 127)  # int(0.5 * 255): the official padding grey
+GUNDAM_TILE, GUNDAM_GLOBAL = 640, 1024
+_RESIZE_MODES = {"tiny", "small", "gist"}
+
+
+def prepare(image: Image.Image, mode: str) -> Image.Image:
+    """Resize or pad one image to the mode's square size (PIL in, PIL out)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {sorted(MODES)} (or to_gundam for gundam)")
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    S = MODES[mode]
+    if image.size == (S, S):
+        return image
+    if mode in _RESIZE_MODES:
+        return image.resize((S, S))
+    return ImageOps.pad(image.convert("RGB"), (S, S), color=PAD_COLOR)
+
+
+def _normalise(images: Sequence[Image.Image]) -> torch.Tensor:
+    arrs = []
+    for im in images:
+        if im.mode == "L":
+            a = np.asarray(im, dtype=np.float32)[None].repeat(3, axis=0)  # [3,S,S]
+        else:
+            a = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)  # [3,S,S]
+        arrs.append(a)
+    x = torch.from_numpy(np.stack(arrs))  # [B,3,S,S] in 0..255
+    return (x / 255.0 - 0.5) / 0.5
+
+
+def to_tensor(images: Image.Image | Sequence[Image.Image], mode: str) -> torch.Tensor:
+    """PIL images -> FloatTensor [B,3,S,S] in [-1,1] for `OpticalModel.encode` (S = MODES[mode])."""
+    if isinstance(images, Image.Image):
+        images = [images]
+    if mode == "gundam":
+        raise ValueError("gundam mode yields a variable number of tiles per image; use to_gundam(image) "
+                         "and OpticalModel.encode_gundam")
+    if len(images) == 0:
+        raise ValueError("to_tensor got no images")
+    return _normalise([prepare(im, mode) for im in images])
+
+
+@dataclass(frozen=True)
+class GundamInput:
+    """global_view [1,3,1024,1024]; tiles [n,3,640,640] row-major, or None for small images;
+    grid = (tiles across, tiles down)."""
+
+    global_view: torch.Tensor
+    tiles: torch.Tensor | None
+    grid: tuple[int, int]
+
+    @property
+    def visual_tokens(self) -> int:
+        """LM positions incl. newlines and the separator."""
+        nw, nh = self.grid
+        local = (nh * 10) * (nw * 10 + 1) if self.tiles is not None else 0
+        return 16 * 17 + 1 + local
+
+
+def gundam_grid(width: int, height: int, min_num: int = 2, max_num: int = 9, tile: int = GUNDAM_TILE) -> tuple[int, int]:
+    """The official (InternVL) choice of (tiles across, tiles down): the closest aspect ratio, ties going to
+    the later (larger) grid if the image area exceeds half of the grid's area."""
+    aspect = width / height
+    ratios = set((i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+                 if min_num <= i * j <= max_num)
+    ratios = sorted(ratios, key=lambda r: r[0] * r[1])
+    best, best_diff, area = (1, 1), float("inf"), width * height
+    for r in ratios:
+        diff = abs(aspect - r[0] / r[1])
+        if diff < best_diff:
+            best_diff, best = diff, r
+        elif diff == best_diff and area > 0.5 * tile * tile * r[0] * r[1]:
+            best = r
+    return best
+
+
+def to_gundam(image: Image.Image, *, min_crops: int = 2, max_crops: int = 9) -> GundamInput:
+    """One image in Gundam mode: no tiles if both sides <= 640, else the official dynamic tiling."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    image = image.convert("RGB")
+    global_view = _normalise([ImageOps.pad(image, (GUNDAM_GLOBAL, GUNDAM_GLOBAL), color=PAD_COLOR)])
+    w, h = image.size
+    if w <= GUNDAM_TILE and h <= GUNDAM_TILE:
+        return GundamInput(global_view, None, (1, 1))
+    nw, nh = gundam_grid(w, h, min_crops, max_crops)
+    resized = image.resize((GUNDAM_TILE * nw, GUNDAM_TILE * nh))
+    tiles = [resized.crop((c * GUNDAM_TILE, r * GUNDAM_TILE, (c + 1) * GUNDAM_TILE, (r + 1) * GUNDAM_TILE))
+             for r in range(nh) for c in range(nw)]
+    return GundamInput(global_view, _normalise(tiles), (nw, nh))
+
+
+def visual_token_count(mode: str) -> tuple[int, int]:
+    """(vision tokens as the paper counts them, LM positions incl. newlines + separator) for a fixed mode."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {sorted(MODES)}")
+    g = MODES[mode] // 64
+    return g * g, g * (g + 1) + 1
