@@ -286,7 +286,11 @@ class OpticalModel(nn.Module):
         h = self.decoder.embed_tokens(tok)[:, None]  # [B,1,D]
         positions = (slot - pad)[:, None]  # [B,1]
         mask = (key_valid & (torch.arange(S, device=tok.device) <= slot))[:, None, None, :]  # [B,1,1,S]
-        hidden = self.decoder(h, positions, mask, cache, slot)
+        kv_len = None
+        if not tok.is_cuda:  # eager CPU: attend over the filled slots only (the graph path needs full S)
+            kv_len = int(slot) + 1
+            mask = mask[..., :kv_len]
+        hidden = self.decoder(h, positions, mask, cache, slot, kv_len)
         return self.decoder.lm_head(hidden[:, 0]).float()
 
     def _uncached_logits(self, h0, gen, pad, key_valid, P) -> torch.Tensor:

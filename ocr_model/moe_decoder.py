@@ -88,12 +88,13 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         slot: torch.Tensor | None = None,
+        kv_len: int | None = None,
     ) -> torch.Tensor:
         """x [B,T,D]. mask: bool (True = attend) broadcastable to [B,nh,T,keys], or None for causal.
 
         With `cache`: T > 1 writes k/v into slots [0,T) and attends within the chunk (prefill);
         T == 1 writes at `slot` (a 1-element long tensor, so CUDA graphs can replay it) and attends
-        over all S cache slots under `mask` (decode).
+        over the first `kv_len` cache slots (all S if None) under `mask` (decode).
         """
         B, T, D = x.shape
         q = self.q_proj(x).view(B, T, self.nh, self.hd).transpose(1, 2)  # [B,nh,T,hd]
@@ -110,7 +111,7 @@ class Attention(nn.Module):
             else:
                 ck.index_copy_(2, slot, k)
                 cv.index_copy_(2, slot, v)
-                k, v = ck, cv  # [B,nh,S,hd]
+                k, v = ck[:, :, :kv_len], cv[:, :, :kv_len]  # [B,nh,S,hd] (or the first kv_len slots)
         if mask is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -178,7 +179,10 @@ class Experts(nn.Module):
         flat = indices.reshape(-1)  # [N*k]
         order = flat.argsort(stable=True)
         token = order // k  # source token of each sorted pair
-        offs = torch.bincount(flat, minlength=self.gate_proj.shape[0]).cumsum(0).to(torch.int32)  # [E]
+        E = self.gate_proj.shape[0]
+        counts = torch.zeros(E, dtype=torch.int32, device=x.device).scatter_add_(
+            0, flat, torch.ones_like(flat, dtype=torch.int32))  # [E], no host sync (unlike bincount)
+        offs = counts.cumsum(0).to(torch.int32)
         xs = x[token]  # [N*k,D]
         h = F.silu(_grouped_mm(xs, self.gate_proj, offs)) * _grouped_mm(xs, self.up_proj, offs)  # [N*k,I]
         out = _grouped_mm(h, self.down_proj, offs)  # [N*k,D]
@@ -190,21 +194,21 @@ def _grouped_mm(x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor) -> torch.T
     """rows of x (sorted by group, group ends `offs`) @ w[g].T. x [M,K], w [E,N,K] -> [M,N]."""
     if hasattr(torch, "_grouped_mm") and _grouped_mm_ok(x):
         return torch._grouped_mm(x, w.transpose(-1, -2), offs=offs)
-    # portable fallback: one matmul per expert (host sync on offs; not for CUDA graphs)
-    out = x.new_empty(x.shape[0], w.shape[1])
-    start = 0
+    # portable fallback: one matmul per non-empty expert (host sync on offs; not for CUDA graphs)
+    parts, start = [], 0
     for e, end in enumerate(offs.tolist()):
         if end > start:
-            out[start:end] = x[start:end] @ w[e].t()
+            parts.append(F.linear(x[start:end], w[e]))
         start = end
-    return out
+    return torch.cat(parts) if parts else x.new_zeros(0, w.shape[1])
 
 
 def _grouped_mm_ok(x: torch.Tensor) -> bool:
-    # torch._grouped_mm runs on CPU for fp32/bf16 and on CUDA (sm90+) for bf16 only
+    # torch._grouped_mm needs CUDA sm90+ and bf16; on CPU the per-expert loop is faster (measured: the CPU
+    # kernel gains nothing, and a host sync costs nothing there)
     if x.device.type == "cuda":
         return x.dtype == torch.bfloat16 and torch.cuda.get_device_capability(x.device)[0] >= 9
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+    return False
 
 
 class MoE(nn.Module):
@@ -228,7 +232,7 @@ class MoE(nn.Module):
         weights, indices = self.gate.select(scores)  # [N,k]
         if self.reference:
             y = self.routed_reference(flat, weights, indices)
-        elif B * T * self.gate.k < self.cfg.n_routed_experts:
+        elif x.is_cuda and B * T * self.gate.k < self.cfg.n_routed_experts:
             y = (self.experts.gathered(flat, indices) * weights[..., None].to(x.dtype)).sum(1)
         else:
             y = self.experts.grouped(flat, indices, weights)
@@ -267,8 +271,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = MLP(cfg.dim, cfg.dense_intermediate) if layer_id < cfg.first_k_dense else MoE(cfg)
 
-    def forward(self, x, cos, sin, mask, cache=None, slot=None) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, slot)
+    def forward(self, x, cos, sin, mask, cache=None, slot=None, kv_len=None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, slot, kv_len)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -290,12 +294,13 @@ class Decoder(nn.Module):
         mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         slot: torch.Tensor | None = None,
+        kv_len: int | None = None,
     ) -> torch.Tensor:
         """Input embeddings h [B,T,D], positions [B,T] -> final hidden states [B,T,D] (normed)."""
         cos, sin = rope(positions, self.cfg.head_dim, self.cfg.rope_theta)
         for i, layer in enumerate(self.layers):
             kv = (cache.k[i], cache.v[i]) if cache is not None else None
-            h = layer(h, cos, sin, mask, kv, slot)
+            h = layer(h, cos, sin, mask, kv, slot, kv_len)
         return self.norm(h)
 
     def aux_loss(self) -> torch.Tensor | None:
