@@ -1,0 +1,413 @@
+"""Training data for the optical reader: a text corpus from installed packages, synthetic text, and pages.
+
+Every page is made by the library's own renderer (`optimem.render.render_plain_page` and
+`optimem.render.page_at_tier`), the exact code path `Memory` uses at run time, so the model is trained on the
+pixels it will read.
+
+    python -m ocr_model.data build --out corpus/          # collect text shipped by packages into corpus/
+    python -m ocr_model.data preview --corpus corpus/ --out preview/   # render a few sample pages
+
+Corpus layout: `corpus/<kind>.<split>.txt.gz`, documents separated by RS (U+001E); split is `train` or
+`heldout` by a hash of the document's source name and index (1 in 20 held out). Kinds:
+    prose     Python documentation (.rst sources), Jargon File, KJV Bible, Devil's Dictionary, Debian reference
+    dialogue  chatterbot-corpus conversations and fortune cookies, formatted as chat turns
+    code      Python standard library sources (indentation kept exactly)
+    words     a word list (used by the synthetic generators)
+Synthetic kinds (made on the fly, seeded): random characters, random words, structured records (JSON,
+tables, logs, key-value facts with random IDs, dates, URLs, numbers). A language model cannot guess these,
+so the only way to lower their loss is to read the image.
+
+Glyph targets: the renderer puts every character in a known cell of a fixed grid. For a token grid of g x g
+visual tokens (g = tier size / 64), each visual token covers a square of 1024/g page pixels; a cell belongs to
+the token whose square holds the cell's centre. Each token predicts a fixed set of slots (rows x cols of the
+cells it may own); slots that own no cell are ignored. See `slot_table`.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import os
+import random
+import string
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from optimem import render
+
+RS = "\x1e"
+REAL_KINDS = ("prose", "dialogue", "code")
+SYNTHETIC_KINDS = ("random_chars", "random_words", "structured")
+KINDS = REAL_KINDS + SYNTHETIC_KINDS
+
+# ----------------------------------------------------------------------------------------------------------
+# glyph classes and slot geometry
+
+N_GLYPH_CLASSES = 96  # 0 = blank cell, 1..94 = printable ASCII '!'..'~', 95 = anything else drawn
+
+
+def glyph_classes(codes: np.ndarray) -> np.ndarray:
+    """Map `Page.cell_codes()` (codepoints, 0 empty, -1 right half of a wide char) to glyph classes."""
+    cls = np.full(codes.shape, 95, dtype=np.int64)
+    cls[(codes == 0) | (codes == 32)] = 0
+    printable = (codes >= 33) & (codes <= 126)
+    cls[printable] = codes[printable] - 32
+    return cls
+
+
+@lru_cache(maxsize=None)
+def slot_table(grid: int) -> np.ndarray:
+    """For a g x g token grid: flat cell index (r * COLS + c) for each (token row, token col, slot), -1 if none.
+
+    Shape (g, g, S) with S = max rows per token * max cols per token.
+    """
+    span = render.PAGE_SIZE / grid  # page pixels covered by one visual token
+    col_centre = [render.MARGIN_X + (c + 0.5) * render.CELL_W for c in range(render.COLS)]
+    row_centre = [render.MARGIN_Y + (r + 0.5) * render.CELL_H for r in range(render.ROWS)]
+    cols_of = [[c for c, x in enumerate(col_centre) if j * span <= x < (j + 1) * span] for j in range(grid)]
+    rows_of = [[r for r, y in enumerate(row_centre) if i * span <= y < (i + 1) * span] for i in range(grid)]
+    n_cols = max(len(cs) for cs in cols_of)
+    n_rows = max(len(rs) for rs in rows_of)
+    table = np.full((grid, grid, n_rows * n_cols), -1, dtype=np.int64)
+    for i, rs in enumerate(rows_of):
+        for j, cs in enumerate(cols_of):
+            for a, r in enumerate(rs):
+                for b, c in enumerate(cs):
+                    table[i, j, a * n_cols + b] = r * render.COLS + c
+    return table
+
+
+def glyph_targets(page: render.Page, grid: int, n_rows: int | None = None) -> np.ndarray:
+    """(g, g, S) int64 glyph classes per token slot; -100 where a slot owns no cell (or its row is masked)."""
+    cls = glyph_classes(page.cell_codes())
+    if n_rows is not None:
+        cls[n_rows:] = 0  # rows blanked out by the curriculum crop are blank on the image too
+    table = slot_table(grid)
+    flat = cls.reshape(-1)
+    out = np.where(table >= 0, flat[np.clip(table, 0, None)], -100)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# corpus building (runs where the Debian/PyPI packages are installed; the result travels to the GPU machine)
+
+def _read_gz(path: str) -> str:
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def _prose_docs() -> list[tuple[str, str]]:
+    docs: list[tuple[str, str]] = []
+    root = Path("/usr/share/doc/python3.11/html/_sources")
+    for p in sorted(root.rglob("*.rst.txt")):
+        docs.append((f"pydoc:{p.relative_to(root)}", p.read_text(encoding="utf-8", errors="replace")))
+    jargon = "/usr/share/doc/jargon-text/jargon.txt.gz"
+    if os.path.exists(jargon):
+        text = _read_gz(jargon)
+        for k in range(0, len(text), 20000):
+            docs.append((f"jargon:{k}", text[k:k + 20000]))
+    try:
+        kjv = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError):
+        kjv = ""
+    for k in range(0, len(kjv), 20000):
+        docs.append((f"kjv:{k}", kjv[k:k + 20000]))
+    for name in ("/usr/share/debian-reference/debian-reference.en.txt.gz",):
+        if os.path.exists(name):
+            text = _read_gz(name)
+            for k in range(0, len(text), 20000):
+                docs.append((f"debref:{k}", text[k:k + 20000]))
+    devil = "/usr/share/dictd/devil.dict.dz"
+    if os.path.exists(devil):
+        text = _read_gz(devil)
+        for k in range(0, len(text), 20000):
+            docs.append((f"devil:{k}", text[k:k + 20000]))
+    return docs
+
+
+def _dialogue_docs() -> list[tuple[str, str]]:
+    docs: list[tuple[str, str]] = []
+    try:
+        import chatterbot_corpus  # type: ignore
+        import yaml  # type: ignore
+        root = Path(chatterbot_corpus.__file__).parent / "data" / "english"
+        for p in sorted(root.glob("*.yml")):
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+            for n, conv in enumerate(data.get("conversations", []) or []):
+                turns = [str(t) for t in conv if t is not None]
+                text = "\n".join(("User: " if k % 2 == 0 else "Assistant: ") + t for k, t in enumerate(turns))
+                docs.append((f"chatterbot:{p.name}:{n}", text))
+    except ImportError:
+        print("chatterbot-corpus or pyyaml not installed: skipping its dialogues", file=sys.stderr)
+    root = Path("/usr/share/games/fortunes")
+    if root.exists():
+        for p in sorted(root.iterdir()):
+            if p.suffix or p.is_dir():
+                continue
+            text = p.read_text(encoding="utf-8", errors="replace")
+            for n, cookie in enumerate(text.split("\n%\n")):
+                if cookie.strip():
+                    docs.append((f"fortune:{p.name}:{n}", cookie.strip("\n")))
+    return docs
+
+
+def _code_docs(limit_bytes: int = 12_000_000) -> list[tuple[str, str]]:
+    docs: list[tuple[str, str]] = []
+    root = Path(os.__file__).parent
+    total = 0
+    for p in sorted(root.glob("*.py")) + sorted(root.glob("*/*.py")):
+        if "test" in p.parts or "site-packages" in p.parts or "idlelib" in p.parts:
+            continue
+        text = p.read_text(encoding="utf-8", errors="replace")
+        docs.append((f"stdlib:{p.relative_to(root)}", text))
+        total += len(text)
+        if total > limit_bytes:
+            break
+    return docs
+
+
+def _is_heldout(name: str) -> bool:
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % 20 == 0
+
+
+def build_corpus(out: str) -> dict[str, dict[str, int]]:
+    """Collect the corpus into `out`; returns {kind: {split: characters}}."""
+    os.makedirs(out, exist_ok=True)
+    sizes: dict[str, dict[str, int]] = {}
+    for kind, docs in (("prose", _prose_docs()), ("dialogue", _dialogue_docs()), ("code", _code_docs())):
+        for split in ("train", "heldout"):
+            chosen = [text for name, text in docs if _is_heldout(name) == (split == "heldout")]
+            with gzip.open(os.path.join(out, f"{kind}.{split}.txt.gz"), "wt", encoding="utf-8") as f:
+                f.write(RS.join(chosen))
+            sizes.setdefault(kind, {})[split] = sum(len(t) for t in chosen)
+    words = Path("/usr/share/dict/american-english").read_text(encoding="utf-8").split()
+    words = sorted({w for w in words if w.isascii() and "'" not in w})
+    with gzip.open(os.path.join(out, "words.txt.gz"), "wt", encoding="utf-8") as f:
+        f.write("\n".join(words))
+    sizes["words"] = {"train": len(words)}
+    with open(os.path.join(out, "sizes.json"), "w") as f:
+        json.dump(sizes, f, indent=1)
+    return sizes
+
+
+# ----------------------------------------------------------------------------------------------------------
+# text sampling
+
+class Corpus:
+    """The corpus of one split, held in memory; `sample(kind, rng)` returns page-sized text."""
+
+    def __init__(self, root: str, split: str = "train"):
+        if split not in ("train", "heldout"):
+            raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+        self.texts: dict[str, str] = {}
+        for kind in REAL_KINDS:
+            path = os.path.join(root, f"{kind}.{split}.txt.gz")
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{path} is missing: build the corpus with `python -m ocr_model.data build --out {root}`")
+            self.texts[kind] = _read_gz(path)
+        self.words = _read_gz(os.path.join(root, "words.txt.gz")).split("\n")
+
+    def sample(self, kind: str, rng: random.Random, n_chars: int = 3200) -> str:
+        if kind in self.texts:
+            text = self.texts[kind]
+            start = rng.randrange(max(1, len(text) - n_chars))
+            nl = text.find("\n", start)  # start at a line start so indentation is whole
+            start = nl + 1 if 0 <= nl < start + 400 else start
+            return text[start:start + n_chars].replace(RS, "\n\n")
+        if kind == "random_chars":
+            return random_chars(rng, n_chars)
+        if kind == "random_words":
+            return random_words(rng, self.words, n_chars)
+        if kind == "structured":
+            return structured(rng, self.words, n_chars)
+        raise ValueError(f"unknown text kind {kind!r}; expected one of {KINDS}")
+
+
+_PRINTABLE = string.ascii_letters + string.digits + string.punctuation
+
+
+def random_chars(rng: random.Random, n_chars: int) -> str:
+    lines, total = [], 0
+    while total < n_chars:
+        width = rng.choice([render.COLS, render.COLS, rng.randint(1, render.COLS)])
+        line = "".join(rng.choice(_PRINTABLE) if rng.random() > 0.15 else " " for _ in range(width))
+        lines.append(line.rstrip())
+        total += width + 1
+    return "\n".join(lines)
+
+
+def random_id(rng: random.Random) -> str:
+    shape = rng.choice(["AA-9999-AA", "9999-9999", "aaaa9999", "AA99-AA99-99", "a9a9a9a9a9", "999-99-9999"])
+    return "".join(
+        rng.choice(string.ascii_uppercase) if ch == "A" else rng.choice(string.ascii_lowercase) if ch == "a"
+        else rng.choice(string.digits) if ch == "9" else ch for ch in shape)
+
+
+def random_words(rng: random.Random, words: list[str], n_chars: int) -> str:
+    out, total = [], 0
+    while total < n_chars:
+        r = rng.random()
+        w = rng.choice(words) if r < 0.8 else random_id(rng) if r < 0.9 else str(rng.randint(0, 10 ** rng.randint(1, 7)))
+        if rng.random() < 0.1:
+            w = w.capitalize()
+        if rng.random() < 0.08:
+            w += rng.choice(".,;:!?")
+        out.append(w)
+        total += len(w) + 1
+        if rng.random() < 0.03:
+            out.append("\n")
+    return " ".join(out).replace(" \n ", "\n")
+
+
+def _date(rng: random.Random) -> str:
+    return f"{rng.randint(1990, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+
+
+def _url(rng: random.Random, words: list[str]) -> str:
+    return f"https://{rng.choice(words).lower()}.{rng.choice(['com', 'org', 'io', 'net', 'dev'])}/{rng.choice(words).lower()}/{rng.randint(1, 99999)}"
+
+
+def structured(rng: random.Random, words: list[str], n_chars: int) -> str:
+    parts, total = [], 0
+    while total < n_chars:
+        form = rng.randrange(5)
+        if form == 0:  # JSON record
+            obj = {rng.choice(words).lower(): rng.choice([random_id(rng), rng.randint(-9999, 99999),
+                   round(rng.uniform(-1000, 1000), rng.randint(1, 4)), _date(rng), _url(rng, words), rng.choice(words)])
+                   for _ in range(rng.randint(2, 7))}
+            text = json.dumps(obj, indent=rng.choice([None, 2, 4]))
+        elif form == 1:  # markdown table
+            n_cols = rng.randint(2, 5)
+            head = [rng.choice(words)[:10] for _ in range(n_cols)]
+            rows = ["| " + " | ".join(head) + " |", "|" + "---|" * n_cols]
+            for _ in range(rng.randint(2, 8)):
+                rows.append("| " + " | ".join(rng.choice([random_id(rng), str(rng.randint(0, 99999)), _date(rng),
+                            rng.choice(words)[:12]]) for _ in range(n_cols)) + " |")
+            text = "\n".join(rows)
+        elif form == 2:  # log lines
+            text = "\n".join(f"{_date(rng)} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d} "
+                             f"{rng.choice(['INFO', 'WARN', 'ERROR', 'DEBUG'])} {rng.choice(words)} id={random_id(rng)} "
+                             f"took {rng.randint(1, 9999)}ms" for _ in range(rng.randint(2, 8)))
+        elif form == 3:  # needle-like facts
+            text = "\n".join(f"The {rng.choice(['access code', 'password', 'ticket', 'order number', 'locker code'])} for "
+                             f"{rng.choice(words)} {rng.randint(1, 99)} is {random_id(rng)}." for _ in range(rng.randint(1, 4)))
+        else:  # key: value block
+            text = "\n".join(f"{rng.choice(words).lower()}: {rng.choice([random_id(rng), _date(rng), _url(rng, words), str(rng.randint(0, 10**6))])}"
+                             for _ in range(rng.randint(2, 8)))
+        parts.append(text)
+        total += len(text) + 2
+    return "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# page samples
+
+@dataclass(frozen=True)
+class Stage:
+    """What pages a curriculum stage shows: text mix, how many rows are kept, and at which tiers."""
+    name: str
+    max_rows: int                       # rows kept on the page (1..ROWS); rows below are blanked
+    min_rows: int = 1
+    tiers: tuple[str, ...] = ("base",)
+    mix: tuple[tuple[str, float], ...] = (("random_chars", 0.3), ("random_words", 0.15), ("structured", 0.15),
+                                          ("prose", 0.15), ("dialogue", 0.1), ("code", 0.15))
+
+
+def make_page(corpus: Corpus, stage: Stage, rng: random.Random, kind: str | None = None):
+    """Render one training page. Returns (page, n_rows kept, kind)."""
+    if kind is None:
+        kinds, weights = zip(*stage.mix)
+        kind = rng.choices(kinds, weights)[0]
+    n_rows = rng.randint(stage.min_rows, stage.max_rows)
+    text = corpus.sample(kind, rng, n_chars=min(3200, n_rows * render.COLS + 200))
+    page = render.render_plain_page(text)
+    if n_rows < render.ROWS:
+        page = crop_rows(page, n_rows)
+    return page, n_rows, kind
+
+
+def crop_rows(page: render.Page, n_rows: int) -> render.Page:
+    """Keep the first `n_rows` rows of a plain page: blank the image below them and drop their text."""
+    from PIL import ImageDraw
+
+    image = page.image.copy()
+    top = round(render.MARGIN_Y + n_rows * render.CELL_H)
+    ImageDraw.Draw(image).rectangle([0, top, render.PAGE_SIZE, render.PAGE_SIZE], fill=255)
+    return CroppedPage(page, image, n_rows)
+
+
+class CroppedPage:
+    """A plain page with its rows below `n_rows` blanked: the same interface the training code reads."""
+
+    def __init__(self, page: render.Page, image, n_rows: int):
+        self.image = image
+        self.lines = tuple(page.lines[:n_rows])
+        self._codes = page.cell_codes().copy()
+        self._codes[n_rows:] = 0
+
+    @property
+    def text(self) -> str:
+        lines = list(self.lines)
+        while lines and not lines[-1]:
+            lines.pop()
+        return "\n".join(lines)
+
+    def cell_codes(self) -> np.ndarray:
+        return self._codes
+
+
+def page_pixels(page, tier: str) -> np.ndarray:
+    """uint8 (S, S) grayscale pixels of the page at a tier, through the renderer's one resampling function."""
+    return np.asarray(render.page_at_tier(page.image, tier), dtype=np.uint8)
+
+
+def _cli() -> None:
+    ap = argparse.ArgumentParser(prog="python -m ocr_model.data", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="collect the text corpus from installed packages")
+    b.add_argument("--out", default="corpus", help="output directory (default: corpus/)")
+    t = sub.add_parser("tokenizer", help="train the byte-level BPE tokenizer on corpus + synthetic text")
+    t.add_argument("--corpus", default="corpus", help="corpus directory")
+    t.add_argument("--vocab", type=int, default=4096, help="vocabulary size including special tokens")
+    t.add_argument("--out", required=True, help="where tokenizer.json goes")
+    t.add_argument("--pages", type=int, default=6000, help="page-sized samples per text kind")
+    p = sub.add_parser("preview", help="render sample training pages to PNG")
+    p.add_argument("--corpus", default="corpus", help="corpus directory")
+    p.add_argument("--out", default="preview", help="where the PNGs go")
+    p.add_argument("--n", type=int, default=6, help="pages per kind")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    args = ap.parse_args()
+    if args.cmd == "build":
+        print(json.dumps(build_corpus(args.out), indent=1))
+    elif args.cmd == "tokenizer":
+        from ocr_model.tokenizer import train_tokenizer
+
+        corpus, rng = Corpus(args.corpus, "train"), random.Random(0)
+        texts = [corpus.sample(kind, rng) for kind in KINDS for _ in range(args.pages)]
+        tok = train_tokenizer(texts, args.vocab)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        tok.save(args.out)
+        sample = texts[:: max(1, len(texts) // 600)]
+        n_chars = sum(len(t) for t in sample)
+        n_tok = sum(len(tok.encode(t)) for t in sample)
+        print(json.dumps({"vocab": args.vocab, "chars_per_token": round(n_chars / n_tok, 3), "out": args.out}))
+    else:
+        corpus = Corpus(args.corpus, "heldout")
+        rng = random.Random(args.seed)
+        os.makedirs(args.out, exist_ok=True)
+        for kind in KINDS:
+            for n in range(args.n):
+                page, _, _ = make_page(corpus, Stage("full", render.ROWS, render.ROWS), rng, kind)
+                page.image.save(os.path.join(args.out, f"{kind}_{n}.png"))
+        print(f"wrote {len(KINDS) * args.n} pages to {args.out}")
+
+
+if __name__ == "__main__":
+    _cli()

@@ -1,0 +1,177 @@
+"""Evaluate a reader: render texts as plain pages, encode at a tier, decode, score.
+
+    python -m ocr_model.eval --texts FILE.jsonl --tier base --out OUT.jsonl [--model DIR]
+    python -m ocr_model.eval --report --corpus corpus/ [--model DIR] [--tiers base,small,tiny] [--pages 8]
+
+FILE.jsonl holds {"id": ..., "text": ...} per line. Each text becomes ONE plain page (no turn header) through
+the library renderer (text past the page is cut); OUT.jsonl gets, per line, {"id", "reference" (the text as
+rendered on the page), "decoded", "visual_tokens", "eos", "seconds"}.
+
+`--report` samples held-out pages of every text kind from the corpus (never training text) and prints the
+Fox-style table: character precision = max(0, 1 - edit distance / reference length), the Fox word-set
+precision |ref words & hyp words| / |hyp words|, and the loop rate (no EOS before the length cap), per tier
+and per text kind; `--json` also writes the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+
+from optimem import render
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance, one numpy pass per character of `a` (insertions via a running minimum)."""
+    if not a:
+        return len(b)
+    if not b:
+        return len(a)
+    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    idx = np.arange(len(b) + 1, dtype=np.int64)
+    prev = idx.copy()
+    for i, ch in enumerate(np.frombuffer(a.encode("utf-32-le"), dtype=np.uint32), 1):
+        cur = np.empty_like(prev)
+        cur[0] = i
+        # substitution / match and deletion, vectorised over j
+        cur[1:] = np.minimum(prev[:-1] + (bb != ch), prev[1:] + 1)
+        # insertion: cur[j] = min_k<=j (cur[k] + j - k)
+        cur = np.minimum.accumulate(cur - idx) + idx
+        prev = cur
+    return int(prev[-1])
+
+
+def char_precision(reference: str, decoded: str) -> float:
+    if not reference:
+        return 1.0 if not decoded else 0.0
+    return max(0.0, 1.0 - edit_distance(reference, decoded) / len(reference))
+
+
+def fox_word_precision(reference: str, decoded: str) -> float:
+    ref, hyp = set(reference.split()), set(decoded.split())
+    return len(ref & hyp) / len(hyp) if hyp else (1.0 if not ref else 0.0)
+
+
+def default_model_dir() -> str:
+    root = os.path.join(os.path.dirname(__file__), "weights")
+    if os.path.isdir(root):
+        for name in sorted(os.listdir(root)):
+            d = os.path.join(root, name)
+            if os.path.exists(os.path.join(d, "config.json")) and any(f.endswith(".safetensors") for f in os.listdir(d)):
+                return d
+    raise FileNotFoundError(f"no shipped model under {root}; pass --model DIR (a directory written by save_pretrained)")
+
+
+class Reader:
+    """Pages -> text with a model checkpoint: batched encode at a tier, batched greedy decode."""
+
+    def __init__(self, model_dir: str | None = None, device: str = "cpu", max_new_tokens: int = 1200):
+        from ocr_model.weights import load_pretrained
+
+        self.model, self.tokenizer = load_pretrained(model_dir or default_model_dir())
+        self.model.to(device).eval()
+        self.device, self.max_new_tokens = torch.device(device), max_new_tokens
+
+    @torch.no_grad()
+    def read(self, images: list, tier: str) -> list[dict]:
+        from ocr_model.image_process import to_tensor
+
+        pixels = to_tensor([render.page_at_tier(im, tier) for im in images], tier).to(self.device)
+        visual = self.model.encode(pixels)
+        gens = self.model.generate(visual, max_new_tokens=self.max_new_tokens)
+        out = []
+        for g in gens:
+            ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
+            out.append({"decoded": self.tokenizer.decode(ids), "eos": bool(g.eos), "visual_tokens": int(visual.shape[1]),
+                        "logprobs": [float(x) for x in g.logprobs]})
+        return out
+
+
+def run_texts(args) -> None:
+    reader = Reader(args.model, args.device, args.max_new_tokens)
+    with open(args.texts) as f:
+        items = [json.loads(line) for line in f if line.strip()]
+    with open(args.out, "w") as out:
+        for k in range(0, len(items), args.batch_size):
+            chunk = items[k:k + args.batch_size]
+            pages = [render.render_plain_page(str(it["text"])) for it in chunk]
+            t0 = time.time()
+            res = reader.read([p.image for p in pages], args.tier)
+            dt = (time.time() - t0) / len(chunk)
+            for it, page, r in zip(chunk, pages, res):
+                out.write(json.dumps({"id": it.get("id"), "reference": page.text, "decoded": r["decoded"],
+                                      "visual_tokens": r["visual_tokens"], "eos": r["eos"], "seconds": round(dt, 3)}) + "\n")
+
+
+def report(args) -> dict:
+    from ocr_model import data
+
+    reader = Reader(args.model, args.device, args.max_new_tokens)
+    corpus = data.Corpus(args.corpus, "heldout")
+    rng = random.Random(args.seed)
+    full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
+    pages = [(kind, data.make_page(corpus, full, rng, kind)[0]) for kind in data.KINDS for _ in range(args.pages)]
+    results: dict = {}
+    for tier in args.tiers.split(","):
+        rows = []
+        for k in range(0, len(pages), args.batch_size):
+            chunk = pages[k:k + args.batch_size]
+            t0 = time.time()
+            res = reader.read([p.image for _, p in chunk], tier)
+            dt = (time.time() - t0) / len(chunk)
+            for (kind, page), r in zip(chunk, res):
+                rows.append({"kind": kind, "cp": char_precision(page.text, r["decoded"]),
+                             "fox": fox_word_precision(page.text, r["decoded"]), "loop": not r["eos"], "seconds": dt,
+                             "visual_tokens": r["visual_tokens"], "ref_chars": len(page.text)})
+        results[tier] = rows
+    print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'s/page':>7}")
+    summary = {}
+    for tier, rows in results.items():
+        for kind in list(data.KINDS) + ["all"]:
+            sel = [r for r in rows if kind == "all" or r["kind"] == kind]
+            if not sel:
+                continue
+            s = {"pages": len(sel), "char_precision": float(np.mean([r["cp"] for r in sel])),
+                 "fox_precision": float(np.mean([r["fox"] for r in sel])), "loop_rate": float(np.mean([r["loop"] for r in sel])),
+                 "seconds_per_page": float(np.mean([r["seconds"] for r in sel]))}
+            summary[f"{tier}/{kind}"] = s
+            print(f"{tier:6} {kind:13} {s['pages']:5d} {s['char_precision']:9.3f} {s['fox_precision']:8.3f} "
+                  f"{s['loop_rate']:6.2f} {s['seconds_per_page']:7.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "pages": results}, f, indent=1)
+    return summary
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ocr_model.eval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--texts", help="JSONL of {id, text}; each text is one plain page")
+    ap.add_argument("--tier", default="base", choices=sorted(render.TIERS), help="resolution tier to encode at")
+    ap.add_argument("--out", help="output JSONL (with --texts)")
+    ap.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    ap.add_argument("--report", action="store_true", help="print the Fox-style table on held-out corpus pages")
+    ap.add_argument("--corpus", default="corpus", help="corpus directory (with --report)")
+    ap.add_argument("--tiers", default="base,small,tiny", help="comma-separated tiers (with --report)")
+    ap.add_argument("--pages", type=int, default=8, help="held-out pages per text kind (with --report)")
+    ap.add_argument("--json", default=None, help="also write the report's numbers here (with --report)")
+    ap.add_argument("--seed", type=int, default=0, help="page sampling seed (with --report)")
+    ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")
+    ap.add_argument("--max-new-tokens", type=int, default=1200, help="hard cap on decoded tokens per page")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    args = ap.parse_args(argv)
+    if args.report:
+        report(args)
+    elif args.texts and args.out:
+        run_texts(args)
+    else:
+        ap.error("give --texts FILE --out FILE, or --report")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Train the optical reader: DeepEncoder + MoE decoder, with a per-region glyph loss and a curriculum.
+
+    python -m ocr_model.train --config small --corpus corpus/ --out runs/r1 --minutes 20
+    torchrun --nproc_per_node 2 -m ocr_model.train ...           # data parallel over the GPUs of one host
+    python -m ocr_model.train ... --resume runs/r1/ckpt             # same run: weights, optimizer, stage, step
+    python -m ocr_model.train ... --init ocr_model/weights/optimem-small   # new run from shipped weights
+
+Why the glyph loss: a plain end-to-end recipe lets the decoder learn a language model and ignore the image.
+The renderer tells us exactly which character sits in every cell, so each visual token (after the projector,
+the very vectors the decoder reads) is asked to name the characters of its page region, slot by slot
+(`ocr_model.data.slot_table`). That gives the vision tower a dense, exact signal from step 0.
+
+The curriculum advances on held-out glyph accuracy (non-blank cells), never on the clock: one or two rows
+of mostly random characters at 1024 px, then more rows, full pages, then the 640/512/384 px tiers.
+
+Logs: `<out>/log.jsonl` (one JSON object per log/eval line) and stdout. Checkpoints: `<out>/ckpt/`
+(model shards + glyph heads + optimizer, all safetensors; `state.json` holds step, stage and RNG seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ocr_model import data
+from ocr_model.config import load_config
+from ocr_model.tokenizer import Tokenizer
+from ocr_model.weights import build_model, load_pretrained, save_pretrained
+from optimem import render
+
+TIER_GRID = {tier: size // 64 for tier, size in render.TIERS.items()}
+
+STAGES = (
+    data.Stage("rows2", max_rows=2, mix=(("random_chars", 0.5), ("random_words", 0.2), ("structured", 0.1),
+                                         ("prose", 0.1), ("code", 0.1))),
+    data.Stage("rows6", max_rows=6),
+    data.Stage("rows16", max_rows=16),
+    data.Stage("full", max_rows=render.ROWS, min_rows=12),
+    data.Stage("full+small", max_rows=render.ROWS, min_rows=12, tiers=("base", "small")),
+    data.Stage("all-tiers", max_rows=render.ROWS, min_rows=12, tiers=("base", "small", "tiny")),
+    data.Stage("all-tiers+gist", max_rows=render.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist", "large")),
+)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# glyph heads
+
+class GlyphHead(nn.Module):
+    """Per visual token: S slot vectors -> glyph class logits. One head per token-grid size (slot sets differ)."""
+
+    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64):
+        super().__init__()
+        self.n_slots, self.slot_dim = n_slots, slot_dim
+        self.slots = nn.Linear(dim, n_slots * slot_dim)
+        self.norm = nn.LayerNorm(slot_dim)
+        self.cls = nn.Linear(slot_dim, data.N_GLYPH_CLASSES)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        B, h, w, _ = grid.shape
+        x = self.slots(grid).view(B, h, w, self.n_slots, self.slot_dim)  # (B, h, w, S, E)
+        return self.cls(F.gelu(self.norm(x)))  # (B, h, w, S, classes)
+
+
+def make_glyph_heads(dim: int) -> nn.ModuleDict:
+    return nn.ModuleDict({str(g): GlyphHead(dim, data.slot_table(g).shape[-1]) for g in sorted(set(TIER_GRID.values()))})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# batches: rendered by DataLoader workers, one tier per batch
+
+class PageBatches(torch.utils.data.IterableDataset):
+    def __init__(self, corpus_dir: str, split: str, stage: data.Stage, tokenizer_path: str, batch_size: int,
+                 max_tokens: int, seed: int):
+        self.corpus_dir, self.split, self.stage = corpus_dir, split, stage
+        self.tokenizer_path, self.batch_size, self.max_tokens, self.seed = tokenizer_path, batch_size, max_tokens, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        rng = random.Random(self.seed * 1000 + wid)
+        corpus = data.Corpus(self.corpus_dir, self.split)
+        tok = Tokenizer.from_file(self.tokenizer_path)
+        while True:
+            tier = rng.choice(self.stage.tiers)
+            yield make_batch(corpus, tok, self.stage, tier, self.batch_size, self.max_tokens, rng)
+
+
+def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None) -> dict:
+    grid = TIER_GRID[tier]
+    pixels, glyphs, ids = [], [], []
+    for _ in range(batch_size):
+        page, n_rows, _ = data.make_page(corpus, stage, rng, kind)
+        pixels.append(data.page_pixels(page, tier))
+        glyphs.append(data.glyph_targets(page, grid))
+        ids.append(tok.encode(page.text)[: max_tokens - 1] + [tok.eos_id])
+    T = max(len(x) for x in ids)
+    input_ids = torch.full((batch_size, T), tok.pad_id, dtype=torch.long)
+    labels = torch.full((batch_size, T), -100, dtype=torch.long)
+    for b, x in enumerate(ids):
+        input_ids[b, : len(x)] = torch.tensor(x)
+        labels[b, : len(x)] = torch.tensor(x)
+    return {"tier": tier, "pixels": torch.from_numpy(np.stack(pixels)), "glyphs": torch.from_numpy(np.stack(glyphs)).short(),
+            "input_ids": input_ids, "labels": labels}
+
+
+def to_model_input(pixels_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, S, S) grayscale -> float (B, 3, S, S) in [-1, 1] (mean/std 0.5, as ocr_model.image_process)."""
+    x = pixels_u8.float().div_(127.5).sub_(1.0)
+    return x.unsqueeze(1).expand(-1, 3, -1, -1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# loss and evaluation
+
+def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight: float, shuffle_images=False):
+    pixels = to_model_input(batch["pixels"].to(device, non_blocking=True))
+    glyphs = batch["glyphs"].to(device, non_blocking=True).long()
+    input_ids = batch["input_ids"].to(device, non_blocking=True)
+    labels = batch["labels"].to(device, non_blocking=True)
+    grid = model.encode_grid(pixels)  # (B, h, w, D)
+    logits = heads[str(grid.shape[1])](grid).float()  # (B, h, w, S, classes)
+    glyph_loss = F.cross_entropy(logits.flatten(0, 3), glyphs.flatten(), ignore_index=-100)
+    visual = model.layout_visual(grid)
+    if shuffle_images:
+        visual = visual.roll(1, dims=0)
+    out = model(input_ids=input_ids, visual=visual, labels=labels)
+    loss = out.loss + glyph_weight * glyph_loss + aux_weight * (out.aux_loss if out.aux_loss is not None else 0.0)
+    with torch.no_grad():
+        pred = logits.argmax(-1)
+        real = glyphs > 0  # non-blank cells
+        glyph_acc = ((pred == glyphs) & real).sum() / real.sum().clamp(min=1)
+    return loss, {"text_loss": out.loss.detach(), "glyph_loss": glyph_loss.detach(), "glyph_acc": glyph_acc.detach(),
+                  "aux": (out.aux_loss.detach() if out.aux_loss is not None else torch.zeros((), device=device))}, out
+
+
+@torch.no_grad()
+def evaluate(model, heads, batches: list[dict], device, autocast) -> dict:
+    """Held-out glyph accuracy, teacher-forced token accuracy, and the image-usage gap (other page - real)."""
+    model.eval()
+    sums: dict[str, float] = {}
+    for batch in batches:
+        with autocast:
+            _, m, out = compute_losses(model, heads, batch, device, 0.0, 0.0)
+            _, m_shuf, _ = compute_losses(model, heads, batch, device, 0.0, 0.0, shuffle_images=True)
+        labels = batch["labels"].to(device)
+        pred = out.logits.argmax(-1)  # logits[:, t] predicts input_ids[:, t] (OpticalModel.forward)
+        tok_acc = ((pred == labels) & (labels >= 0)).sum() / (labels >= 0).sum()
+        tier = batch["tier"]
+        for k, v in (("glyph_acc", m["glyph_acc"]), ("text_loss", m["text_loss"]), ("tok_acc", tok_acc),
+                     ("gap", m_shuf["text_loss"] - m["text_loss"])):
+            sums[f"{tier}/{k}"] = sums.get(f"{tier}/{k}", 0.0) + float(v) / sum(b["tier"] == tier for b in batches)
+    model.train()
+    return sums
+
+
+# ----------------------------------------------------------------------------------------------------------
+# checkpoints (safetensors only: nothing here is ever unpickled)
+
+def save_checkpoint(path, model, heads, opt, state: dict, tokenizer) -> None:
+    tmp = path + ".tmp"
+    os.makedirs(tmp, exist_ok=True)
+    save_pretrained(model, tokenizer, tmp, dtype=torch.bfloat16)
+    save_file({k: v.detach().to(torch.bfloat16).contiguous() for k, v in heads.state_dict().items()}, os.path.join(tmp, "glyph_heads.safetensors"))
+    names = {id(p): n for n, p in list(model.named_parameters()) + [("glyph." + n, p) for n, p in heads.named_parameters()]}
+    opt_state = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if st:
+                for k in ("exp_avg", "exp_avg_sq"):
+                    opt_state[f"{names[id(p)]}::{k}"] = st[k].detach().contiguous()
+                opt_state[f"{names[id(p)]}::step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    save_file(opt_state, os.path.join(tmp, "optimizer.safetensors"))
+    with open(os.path.join(tmp, "state.json"), "w") as f:
+        json.dump(state, f, indent=1)
+    if os.path.exists(path):
+        os.rename(path, path + ".old")
+    os.rename(tmp, path)
+    if os.path.exists(path + ".old"):
+        import shutil
+        shutil.rmtree(path + ".old")
+
+
+def load_optimizer(path, model, heads, opt) -> None:
+    f = os.path.join(path, "optimizer.safetensors")
+    if not os.path.exists(f):
+        return
+    saved = load_file(f)
+    params = dict(list(model.named_parameters()) + [("glyph." + n, p) for n, p in heads.named_parameters()])
+    for name, p in params.items():
+        if f"{name}::exp_avg" in saved:
+            opt.state[p] = {"exp_avg": saved[f"{name}::exp_avg"].to(p.device), "exp_avg_sq": saved[f"{name}::exp_avg_sq"].to(p.device),
+                            "step": saved[f"{name}::step"].reshape(()).to(p.device) if opt.defaults.get("capturable") or opt.defaults.get("fused")
+                            else saved[f"{name}::step"].reshape(())}
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ocr_model.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="small", help="preset name or config JSON (ignored with --resume/--init)")
+    ap.add_argument("--tokenizer", default="ocr_model/weights/optimem-small/tokenizer.json", help="tokenizer.json to use")
+    ap.add_argument("--corpus", default="corpus", help="corpus directory from `python -m ocr_model.data build`")
+    ap.add_argument("--out", required=True, help="run directory (log.jsonl, ckpt/)")
+    ap.add_argument("--resume", default=None, help="checkpoint dir of the same run: weights, optimizer, stage, step")
+    ap.add_argument("--init", default=None, help="start a new run from these weights (a save_pretrained dir)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="stop (and checkpoint) after this much wall time")
+    ap.add_argument("--max-steps", type=int, default=10**9, help="stop after this many steps")
+    ap.add_argument("--batch-size", type=int, default=48, help="pages per GPU per step")
+    ap.add_argument("--max-tokens", type=int, default=1024, help="text tokens kept per page (incl. EOS)")
+    ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (constant after warmup)")
+    ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
+    ap.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices")
+    ap.add_argument("--glyph-weight", type=float, default=1.0, help="weight of the per-region glyph loss")
+    ap.add_argument("--aux-weight", type=float, default=1.0, help="multiplier on the MoE balance loss (already scaled by aux_loss_alpha)")
+    ap.add_argument("--advance-at", type=float, default=0.9, help="held-out glyph accuracy that advances the curriculum")
+    ap.add_argument("--stage", type=int, default=None, help="force the starting curriculum stage index")
+    ap.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations")
+    ap.add_argument("--eval-pages", type=int, default=32, help="held-out pages per evaluation batch (2 batches per tier)")
+    ap.add_argument("--eval-full", type=int, default=1, help="1: also evaluate full 1024 px pages at every stage")
+    ap.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints")
+    ap.add_argument("--workers", type=int, default=12, help="render workers per GPU")
+    ap.add_argument("--seed", type=int, default=1234, help="base random seed")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    args = ap.parse_args(argv)
+
+    distributed = "RANK" in os.environ
+    if distributed:
+        dist.init_process_group("nccl")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    else:
+        rank, world, device = 0, 1, torch.device(args.device)
+    master = rank == 0
+    os.makedirs(args.out, exist_ok=True)
+
+    state = {"step": 0, "stage": 0, "pages": 0, "seconds": 0.0, "seed": args.seed}
+    src = args.resume or args.init
+    if src:
+        model, tokenizer = load_pretrained(src, device="cpu", dtype=torch.float32)  # fp32 master weights
+        if args.resume and os.path.exists(os.path.join(src, "state.json")):
+            with open(os.path.join(src, "state.json")) as f:
+                state.update(json.load(f))
+    else:
+        cfg = load_config(args.config)
+        model = build_model(cfg, device="cpu", dtype=torch.float32)
+        tokenizer = Tokenizer.from_file(args.tokenizer)
+    if args.stage is not None:
+        state["stage"] = args.stage
+    tok_path = os.path.join(args.out, "tokenizer.json")
+    if master:
+        tokenizer.save(tok_path)
+    if distributed:
+        dist.barrier()
+    model.to(device).train()
+    heads = make_glyph_heads(model.cfg.decoder.dim).to(device)
+    if src and os.path.exists(os.path.join(src, "glyph_heads.safetensors")):
+        heads.load_state_dict({k: v.float() for k, v in load_file(os.path.join(src, "glyph_heads.safetensors")).items()})
+    if distributed:  # same start on every rank
+        for p in list(model.parameters()) + list(heads.parameters()):
+            dist.broadcast(p.data, 0)
+
+    params = [p for p in list(model.parameters()) + list(heads.parameters()) if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    if args.resume:
+        load_optimizer(args.resume, model, heads, opt)
+    fwd_model = torch.compile(model) if args.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def loader_for(stage_idx: int, step: int):
+        ds = PageBatches(args.corpus, "train", STAGES[stage_idx], tok_path, args.batch_size, args.max_tokens,
+                         seed=args.seed + 7919 * rank + 104729 * step)
+        return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
+                                                prefetch_factor=4 if args.workers else None, persistent_workers=False))
+
+    heldout = data.Corpus(args.corpus, "heldout")
+    eval_tok = Tokenizer.from_file(tok_path)
+
+    def eval_batches(stage_idx: int) -> list[dict]:
+        rng = random.Random(99)  # the same held-out pages at every evaluation of a stage
+        stage = STAGES[stage_idx]
+        n = args.eval_pages
+        out = [make_batch(heldout, eval_tok, stage, tier, n, args.max_tokens, rng) for tier in stage.tiers for _ in range(2)]
+        if stage.name != "full" and args.eval_full:  # also track full 1024 px pages: the first milestone
+            out += [make_batch(heldout, eval_tok, STAGES[3], "base", n, args.max_tokens, rng)]
+            out[-1]["tier"] = "fullbase"
+        return out
+
+    logf = open(os.path.join(args.out, "log.jsonl"), "a") if master else None
+
+    def log(rec: dict) -> None:
+        if master:
+            rec = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in rec.items()}
+            print(json.dumps(rec), flush=True)
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+
+    log({"event": "start", "world": world, "params": sum(p.numel() for p in model.parameters()),
+         "glyph_head_params": sum(p.numel() for p in heads.parameters()), "args": vars(args), "state": state})
+    stage_idx = state["stage"]
+    batches = loader_for(stage_idx, state["step"])
+    ev = eval_batches(stage_idx) if master else None
+    t0, t_last, pages_last = time.time(), time.time(), state["pages"]
+    seconds0 = state["seconds"]
+    acc = {}
+    while True:
+        step = state["step"]
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) if not args.resume else args.lr
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = next(batches)
+        with autocast:
+            loss, m, _ = compute_losses(fwd_model, heads, batch, device, args.glyph_weight, args.aux_weight)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        if distributed:  # one flat all-reduce of every gradient (unused heads contribute zeros)
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= world
+            off = 0
+            for p, g in zip(params, grads):
+                n = g.numel()
+                p.grad = flat[off:off + n].view_as(p)
+                off += n
+        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        # skip a step with a non-finite gradient without a host sync: zero the update by scaling lr per group
+        finite = torch.isfinite(gnorm)
+        for p in params:
+            if p.grad is not None:
+                p.grad.nan_to_num_(0.0, 0.0, 0.0).mul_(finite.to(p.grad.dtype))
+        opt.step()
+        state["step"] += 1
+        state["pages"] += args.batch_size * world
+        for k, v in m.items():
+            acc[k] = acc.get(k, 0.0) + v
+        acc["n"] = acc.get("n", 0) + 1
+        if state["step"] % 25 == 0:
+            now = time.time()
+            rec = {"step": state["step"], "stage": STAGES[stage_idx].name, "lr": lr,
+                   "pages_per_s": (state["pages"] - pages_last) / (now - t_last), "gnorm": float(gnorm),
+                   "minutes": (now - t0) / 60}
+            rec.update({k: float(v) / acc["n"] for k, v in acc.items() if k != "n"})
+            log(rec)
+            acc, t_last, pages_last = {}, now, state["pages"]
+        done = (time.time() - t0) / 60 >= args.minutes or state["step"] >= args.max_steps
+        if state["step"] % args.eval_every == 0 or done:
+            advance = torch.zeros((), device=device)
+            if master:
+                res = evaluate(model, heads, ev, device, autocast)
+                log({"eval_step": state["step"], "stage": STAGES[stage_idx].name, **res})
+                stage_tiers = STAGES[stage_idx].tiers
+                ok = all(res.get(f"{t}/glyph_acc", 0.0) >= args.advance_at for t in stage_tiers)
+                if ok and stage_idx + 1 < len(STAGES):
+                    advance.fill_(1.0)
+            if distributed:
+                dist.broadcast(advance, 0)
+            if advance.item() > 0:
+                stage_idx += 1
+                state["stage"] = stage_idx
+                log({"event": "advance", "step": state["step"], "stage": STAGES[stage_idx].name})
+                del batches
+                batches = loader_for(stage_idx, state["step"])
+                ev = eval_batches(stage_idx) if master else None
+        if master and (state["step"] % args.ckpt_every == 0 or done):
+            state["seconds"] = seconds0 + time.time() - t0
+            save_checkpoint(os.path.join(args.out, "ckpt"), model, heads, opt, dict(state), tokenizer)
+            log({"event": "checkpoint", "step": state["step"], "stage": STAGES[stage_idx].name})
+        if done:
+            break
+    log({"event": "done", "step": state["step"], "pages": state["pages"], "minutes": (time.time() - t0) / 60})
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
