@@ -32,7 +32,9 @@ machines with and without that font.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import math
 import re
 import struct
@@ -160,6 +162,20 @@ class Layout:
     rows: tuple[RowInfo, ...]
     undrawable: tuple[tuple[int, int, int], ...]   # (row, col, codepoint) drawn as a replacement box
     escaped: tuple[tuple[int, int, int], ...] = ()  # (row, col, codepoint) of a control char drawn escaped
+
+    def to_json(self) -> str:
+        """Compact JSON of the whole map (for storing next to a page); Layout.from_json reads it back."""
+        return json.dumps({"v": 1, "segments": [dataclasses.astuple(s) for s in self.segments],
+                           "rows": [dataclasses.astuple(r) for r in self.rows],
+                           "undrawable": self.undrawable, "escaped": self.escaped}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: str) -> Layout:
+        d = json.loads(data)
+        if not isinstance(d, dict) or d.get("v") != 1:
+            raise ValueError("not a layout written by Layout.to_json (format version 1); re-render the page")
+        return cls(tuple(Segment(*s) for s in d["segments"]), tuple(RowInfo(*r) for r in d["rows"]),
+                   tuple(tuple(u) for u in d["undrawable"]), tuple(tuple(e) for e in d["escaped"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -712,6 +728,8 @@ def render_turns(turns: Sequence[Turn], *, first_turn_number: int = 1) -> list[P
         raise TypeError("render_turns expects a sequence of Turn; wrap a single turn in a list: [turn]")
     if isinstance(first_turn_number, bool) or not isinstance(first_turn_number, int):
         raise TypeError(f"first_turn_number must be an int, got {type(first_turn_number).__name__}")
+    if first_turn_number < 0:
+        raise ValueError(f"first_turn_number must be >= 0 (headers print '#N'), got {first_turn_number}")
     pager = _Paginator()
     for i, turn in enumerate(turns):
         if not isinstance(turn, Turn):
