@@ -281,7 +281,7 @@ class VectorIndex:
             return []
         want = min(n + len(self.dead), total)
         if self.kind == "hnsw":
-            self.index.index.hnsw.efSearch = max(64, want)
+            faiss.downcast_index(self.index.index).hnsw.efSearch = max(64, want)
         sims, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), want)
         out = [(int(i), float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0 and int(i) not in self.dead]
         return out[:n]
