@@ -1,0 +1,103 @@
+"""The training data engine: glyph slot geometry, targets, text sampling, page crops."""
+from __future__ import annotations
+
+import gzip
+import os
+import random
+
+import numpy as np
+import pytest
+
+from ocr_model import data
+from optimem import render
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> str:
+    """A minimal corpus in the build format (the real one is built from installed packages)."""
+    d = tmp_path_factory.mktemp("corpus")
+    docs = {
+        "prose": ["The quick brown fox jumps over the lazy dog. " * 40, "Another document.\nWith lines.\n" * 30],
+        "dialogue": ["User: hello\nAssistant: hi there, how can I help?\n" * 20],
+        "code": ["def f(x):\n    if x:\n        return x * 2\n    return 0\n" * 30],
+    }
+    for kind, texts in docs.items():
+        for split in ("train", "heldout"):
+            with gzip.open(d / f"{kind}.{split}.txt.gz", "wt", encoding="utf-8") as f:
+                f.write(data.RS.join(texts))
+    with gzip.open(d / "words.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(["alpha", "beta", "gamma", "delta", "vault", "code"]))
+    return str(d)
+
+
+@pytest.mark.parametrize("tier", sorted(render.TIERS))
+def test_slot_table_assigns_every_cell_to_exactly_one_token(tier):
+    grid = render.TIERS[tier] // 64
+    table = data.slot_table(grid)
+    cells = table[table >= 0]
+    assert table.shape[:2] == (grid, grid)
+    assert len(cells) == render.ROWS * render.COLS
+    assert len(set(cells.tolist())) == render.ROWS * render.COLS
+
+
+def test_slot_table_cells_lie_inside_their_token_region():
+    grid = 16
+    span = render.PAGE_SIZE / grid
+    table = data.slot_table(grid)
+    for i in range(grid):
+        for j in range(grid):
+            for cell in table[i, j][table[i, j] >= 0]:
+                r, c = divmod(int(cell), render.COLS)
+                x = render.MARGIN_X + (c + 0.5) * render.CELL_W
+                y = render.MARGIN_Y + (r + 0.5) * render.CELL_H
+                assert j * span <= x < (j + 1) * span and i * span <= y < (i + 1) * span
+
+
+def test_glyph_classes_mapping():
+    codes = np.array([[0, 32, ord("!"), ord("A"), ord("~"), 0x4E2D, -1, 0xFFFD]], dtype=np.int32)
+    assert data.glyph_classes(codes).tolist() == [[0, 0, 1, ord("A") - 32, 94, 95, 95, 95]]
+
+
+def test_glyph_targets_match_the_rendered_text():
+    page = render.render_plain_page("Hi!\n  x")
+    t = data.glyph_targets(page, 16)
+    # token (0, 0) owns columns 0-1 of row 0 ("Hi"); its slots are row-major over its cells
+    owned = data.slot_table(16)[0, 0]
+    got = {int(cell): int(cls) for cell, cls in zip(owned, t[0, 0]) if cell >= 0}
+    assert got[0] == ord("H") - 32 and got[1] == ord("i") - 32
+    assert (t[data.slot_table(16) < 0] == -100).all()
+
+
+@pytest.mark.parametrize("kind", data.KINDS)
+def test_sample_kinds_render_to_pages(corpus_dir, kind):
+    corpus = data.Corpus(corpus_dir, "train")
+    rng = random.Random(0)
+    page, n_rows, got_kind = data.make_page(corpus, data.Stage("s", max_rows=5, min_rows=3), rng, kind)
+    assert got_kind == kind and 3 <= n_rows <= 5
+    assert len(page.text.split("\n")) <= n_rows
+    pixels = np.asarray(page.image)
+    top = round(render.MARGIN_Y + n_rows * render.CELL_H)
+    assert (pixels[top:] == 255).all(), "rows below the crop must be blank"
+    assert (page.cell_codes()[n_rows:] == 0).all()
+
+
+def test_random_text_is_seeded():
+    a = data.random_chars(random.Random(5), 500)
+    b = data.random_chars(random.Random(5), 500)
+    assert a == b and all(len(line) <= render.COLS for line in a.split("\n"))
+    words = ["one", "two"]
+    assert data.structured(random.Random(1), words, 300) == data.structured(random.Random(1), words, 300)
+
+
+def test_missing_corpus_says_how_to_build_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m ocr_model.data build"):
+        data.Corpus(str(tmp_path), "train")
+    with pytest.raises(ValueError, match="split"):
+        data.Corpus(str(tmp_path), "test")
+
+
+def test_page_pixels_per_tier():
+    page = render.render_plain_page("abc")
+    for tier, size in render.TIERS.items():
+        px = data.page_pixels(page, tier)
+        assert px.shape == (size, size) and px.dtype == np.uint8

@@ -1,0 +1,77 @@
+"""The training script end to end at toy size: steps run, losses are finite, checkpoints resume."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ocr_model import train
+from ocr_model.weights import load_pretrained
+
+from .test_data import corpus_dir  # noqa: F401  (fixture)
+
+MICRO = {
+    "name": "micro",
+    "sam": {"dim": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "patch_size": 16, "img_size": 1024,
+            "window_size": 14, "global_attn_indexes": [], "neck_dim": 16, "conv_dims": [24, 32], "eps": 1e-6},
+    "clip": {"dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "pos_grid": 16, "eps": 1e-5,
+             "unused_patch_embedding": False},
+    "projector": {"input_dim": 64, "output_dim": 32},
+    "decoder": {"vocab_size": 4096, "dim": 32, "n_layers": 2, "n_heads": 2, "dense_intermediate": 64,
+                "first_k_dense": 1, "n_routed_experts": 2, "n_activated_experts": 1, "moe_intermediate": 32,
+                "n_shared_experts": 1, "max_positions": 2048, "rope_theta": 10000.0, "norm_eps": 1e-6,
+                "aux_loss_alpha": 0.001, "qk_norm": False, "bos_id": 0, "eos_id": 1, "pad_id": 2},
+}
+TOKENIZER = os.path.join(os.path.dirname(train.__file__), "weights", "optimem-small", "tokenizer.json")
+
+
+def _log(out):
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.skipif(not os.path.exists(TOKENIZER), reason="shipped tokenizer missing")
+def test_train_runs_checkpoints_and_resumes(tmp_path, corpus_dir):  # noqa: F811
+    cfg = tmp_path / "micro.json"
+    cfg.write_text(json.dumps(MICRO))
+    out = str(tmp_path / "run")
+    common = ["--corpus", corpus_dir, "--out", out, "--batch-size", "2", "--workers", "0", "--eval-pages", "2",
+              "--eval-full", "0", "--device", "cpu", "--tokenizer", TOKENIZER]
+    train.main(["--config", str(cfg), "--max-steps", "2", "--eval-every", "2", *common])
+    log = _log(out)
+    ev = [r for r in log if "eval_step" in r]
+    assert ev and ev[-1]["eval_step"] == 2
+    for key in ("base/glyph_acc", "base/text_loss", "base/tok_acc", "base/gap"):
+        assert key in ev[-1] and ev[-1][key] == ev[-1][key]  # present and not NaN
+    ckpt = os.path.join(out, "ckpt")
+    state = json.loads(open(os.path.join(ckpt, "state.json")).read())
+    assert state["step"] == 2 and state["pages"] == 4
+    model, tok = load_pretrained(ckpt)
+    assert model.cfg.name == "micro" and tok.vocab_size <= model.cfg.decoder.vocab_size
+
+    train.main(["--resume", ckpt, "--max-steps", "3", "--eval-every", "100", *common])
+    assert json.loads(open(os.path.join(ckpt, "state.json")).read())["step"] == 3
+    assert [r for r in _log(out) if r.get("event") == "done"][-1]["step"] == 3
+
+
+def test_make_batch_shapes(corpus_dir):  # noqa: F811
+    import random
+
+    from ocr_model import data
+    from ocr_model.tokenizer import Tokenizer
+
+    if not os.path.exists(TOKENIZER):
+        pytest.skip("shipped tokenizer missing")
+    tok = Tokenizer.from_file(TOKENIZER)
+    corpus = data.Corpus(corpus_dir, "train")
+    b = train.make_batch(corpus, tok, train.STAGES[1], "small", 3, 64, random.Random(0))
+    assert b["pixels"].shape == (3, 640, 640)
+    assert b["glyphs"].shape[:3] == (3, 10, 10)
+    assert b["input_ids"].shape == b["labels"].shape and b["input_ids"].shape[1] <= 64
+    # every page ends with EOS in its labels, padding is ignored
+    for row in b["labels"].tolist():
+        real = [t for t in row if t != -100]
+        assert real[-1] == tok.eos_id
+    x = train.to_model_input(b["pixels"])
+    assert x.shape == (3, 3, 640, 640) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
