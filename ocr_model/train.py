@@ -359,7 +359,12 @@ def main(argv=None) -> None:
             rec.update({k: float(v) / acc["n"] for k, v in acc.items() if k != "n"})
             log(rec)
             acc, t_last, pages_last = {}, now, state["pages"]
-        done = (time.time() - t0) / 60 >= args.minutes or state["step"] >= args.max_steps
+        done = state["step"] >= args.max_steps
+        if state["step"] % 25 == 0:  # the clock decides on rank 0 only, so every rank stops at the same step
+            out_of_time = torch.tensor(float((time.time() - t0) / 60 >= args.minutes), device=device)
+            if distributed:
+                dist.broadcast(out_of_time, 0)
+            done = done or bool(out_of_time.item())
         if state["step"] % args.eval_every == 0 or done:
             advance = torch.zeros((), device=device)
             if master:
