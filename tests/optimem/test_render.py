@@ -237,7 +237,8 @@ def test_pagination_with_continuation_markers():
     assert pages[0].layout.segments[-1].continues and not pages[-1].layout.segments[0].continues
     assert read_back(pages) == {1: "short question", 2: visible(long_text), 3: "thanks"}
     # the rows' source offsets tile the turn text: each row starts where the previous one ended
-    rows = [r for p in pages for r in p.layout.rows if r.kind == "text" and p.layout.segments[r.segment].turn_id == 2]
+    rows = [r for p in pages for r in p.layout.rows
+            if r.kind == "text" and p.layout.segments[r.segment].turn_id == 2]
     for prev, cur in zip(rows, rows[1:]):
         assert cur.start == prev.end + (1 if prev.wrap == "newline" else 0)
 
@@ -462,7 +463,8 @@ def test_cli_render(tmp_path):
     assert main(["render", str(conv), "--out", str(tmp_path / "out"), "--tier", "tiny", "--text"]) == 0
     img = Image.open(tmp_path / "out" / "page_0001.png")
     assert img.size == (512, 512)
-    assert (tmp_path / "out" / "page_0001.txt").read_text(encoding="utf-8") == "[user #1]\nWhat is 2+2?\n[assistant #2]\n4\n"
+    text = (tmp_path / "out" / "page_0001.txt").read_text(encoding="utf-8")
+    assert text == "[user #1]\nWhat is 2+2?\n[assistant #2]\n4\n"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"role": "user"}\n', encoding="utf-8")
     assert main(["render", str(bad), "--out", str(tmp_path / "o2")]) == 2
