@@ -1,4 +1,4 @@
-"""The `optimem` command line: one argparse subcommand per verb (render, ...)."""
+"""The `optimem` command line: one argparse subcommand per verb (render, add, recall, stats, consolidate)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,84 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_memory(args: argparse.Namespace, *, read_only: bool = False):
+    from .memory import Memory
+
+    return Memory(args.store, model=args.model, namespace=args.namespace, read_only=read_only)
+
+
+def _memory_command(fn):
+    """Run a memory subcommand; optimem's own errors become one line on stderr and exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        from .errors import OptimemError
+
+        try:
+            return fn(args)
+        except (OptimemError, ValueError) as e:
+            print(f"optimem {args.command}: {e}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_memory_command
+def _cmd_add(args: argparse.Namespace) -> int:
+    from .render import Turn
+
+    turns: list = [Turn(role=args.role, text=t) for t in args.text]
+    if args.file:
+        turns += [Turn(role=t.role, text=t.text, timestamp=t.timestamp, metadata=t.metadata)
+                  for t in read_conversation(Path(args.file))]
+    if not turns:
+        print("optimem add: nothing to add; pass TEXT arguments or --file conversation.jsonl", file=sys.stderr)
+        return 2
+    with _open_memory(args) as memory:
+        ids = memory.add_many(turns, pin=args.pin)
+    print(json.dumps({"added": ids}))
+    return 0
+
+
+@_memory_command
+def _cmd_recall(args: argparse.Namespace) -> int:
+    with _open_memory(args, read_only=args.read_only) as memory:
+        hits = memory.recall(args.query, k=args.k, decode=not args.no_decode)
+    for h in hits:
+        print(json.dumps({"turn_id": h.turn_id, "role": h.role, "tier": h.tier, "score": round(h.score, 4),
+                          "confidence": None if h.confidence is None else round(h.confidence, 4),
+                          "age_turns": h.age_turns, "text": h.text}, ensure_ascii=False))
+    return 0
+
+
+@_memory_command
+def _cmd_stats(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    with _open_memory(args, read_only=True) as memory:
+        s = memory.stats()
+    print(json.dumps({**dataclasses.asdict(s), "compression": s.compression}, indent=2))
+    return 0
+
+
+@_memory_command
+def _cmd_consolidate(args: argparse.Namespace) -> int:
+    with _open_memory(args) as memory:
+        report = memory.consolidate(now=args.now)
+    print(json.dumps({"pages_downgraded": dict(report.pages_downgraded),
+                      "turns_forgotten": list(report.turns_forgotten), "pages_deleted": report.pages_deleted}))
+    return 0
+
+
+def _memory_parser(sub, name: str, help: str, func) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=help)
+    p.add_argument("store", help="the store directory (created by add if missing)")
+    p.add_argument("--namespace", default="default", help="namespace inside the store (default: default)")
+    p.add_argument("--model", default=None,
+                   help="OCR checkpoint directory (default: the model shipped in ocr_model/weights/)")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimem", description="Optical long-context memory for LLM agents.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -83,6 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-turn-number", type=int, default=1, help="number printed for the first turn")
     p.add_argument("--text", action="store_true", help="also write page_NNNN.txt with each page's text")
     p.set_defaults(func=_cmd_render)
+
+    p = _memory_parser(sub, "add", "add turns to a memory store", _cmd_add)
+    p.add_argument("text", nargs="*", help="turn texts, one turn each")
+    p.add_argument("--role", default="user", help="role of the TEXT turns (default: user)")
+    p.add_argument("--file", help="also add a JSONL conversation (one {\"role\", \"content\"} per line)")
+    p.add_argument("--pin", action="store_true", help="pin the added turns (they never fade)")
+
+    p = _memory_parser(sub, "recall", "print the turns that best match a query, one JSON object per line",
+                       _cmd_recall)
+    p.add_argument("query", help="what to look for")
+    p.add_argument("-k", type=int, default=5, help="how many turns (default 5)")
+    p.add_argument("--no-decode", action="store_true", help="do not read pages back (text is null)")
+    p.add_argument("--read-only", action="store_true",
+                   help="open without the write lock (works while another process writes; no strengthening)")
+
+    _memory_parser(sub, "stats", "print a store namespace's statistics as JSON", _cmd_stats)
+
+    p = _memory_parser(sub, "consolidate", "apply the forgetting curve: fade pages, forget what fell below",
+                       _cmd_consolidate)
+    p.add_argument("--now", type=float, default=None,
+                   help="the policy clock's current value (turns added, or epoch seconds) instead of the real one")
     return parser
 
 

@@ -54,8 +54,6 @@ from optimem.render import (
     MARGIN_Y,
     PAGE_SIZE,
     Layout,
-    RowInfo,
-    Segment,
     Turn,
     page_at_tier,
     render_turns,
@@ -70,27 +68,16 @@ _MESSAGE_KEYS = {"role", "content", "timestamp", "metadata", "name"}
 
 
 # ---------------------------------------------------------------------------------------------------
-# layout map <-> JSON. Only offsets, row kinds and header roles: the undrawable/escaped character lists
-# are dropped, because they are characters of the turn's text.
+# The layout map is stored with its page (render's Layout.to_json) without the lists of undrawable and
+# escaped characters: those are characters of the turn's text, which must not outlive the page-out.
 
 
 def _layout_to_json(layout: Layout) -> str:
-    return json.dumps(
-        {
-            "segments": [dataclasses.astuple(s) for s in layout.segments],
-            "rows": [dataclasses.astuple(r) for r in layout.rows],
-        },
-        separators=(",", ":"),
-    )
+    return dataclasses.replace(layout, undrawable=(), escaped=()).to_json()
 
 
 def _layout_from_json(data: str) -> Layout:
-    d = json.loads(data)
-    return Layout(
-        segments=tuple(Segment(*s) for s in d["segments"]),
-        rows=tuple(RowInfo(*r) for r in d["rows"]),
-        undrawable=(),
-    )
+    return Layout.from_json(data)
 
 
 def _png(image: Image.Image) -> bytes:

@@ -1,0 +1,81 @@
+"""The real reader path with a tiny random-weight ocr_model checkpoint, and the memory CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from optimem import Memory, OpticalReader, PageReader, render
+from optimem.cli import main
+from optimem.embed import HashingEmbedder
+from optimem.errors import ModelError, ModelNotFoundError
+from optimem.reader import load_reader
+
+
+@pytest.fixture(scope="module")
+def tiny_reader(tiny_model_dir) -> OpticalReader:
+    return OpticalReader.from_pretrained(tiny_model_dir, max_new_tokens=12)
+
+
+def test_reader_encodes_each_tier_and_reads_with_a_confidence(tiny_reader):
+    assert isinstance(tiny_reader, PageReader)
+    page = render.render_turns([render.Turn("user", "hello world " * 30)])[0]
+    for tier, side in (("small", 10), ("gist", 6)):
+        v = tiny_reader.encode([render.page_at_tier(page.image, tier)], tier)
+        assert tuple(v.shape) == (1, side * (side + 1) + 1, tiny_reader.model.cfg.decoder.dim)
+    readings = tiny_reader.read([render.page_at_tier(page.image, "tiny")] * 2, "tiny")
+    assert len(readings) == 2
+    for r in readings:
+        assert isinstance(r.text, str) and 0.0 <= r.confidence <= 1.0
+        assert r.n_tokens <= 12 and (r.complete or r.n_tokens == 12)
+    assert readings[0] == readings[1]  # greedy, batched rows do not interfere
+    assert tiny_reader.count_tokens("hello world") == len(tiny_reader.tokenizer.encode("hello world"))
+
+
+def test_memory_with_the_tiny_model(tmp_path, tiny_reader):
+    with Memory(tmp_path / "s", model=tiny_reader, embedder=HashingEmbedder(256), working_tokens=60) as m:
+        texts = [f"turn {i}: the locker code is {4400 + i} and the door is blue" for i in range(8)]
+        ids = m.add_many(texts)
+        hit = m.recall(texts[0], k=1)[0]
+        assert hit.turn_id == ids[0] and hit.tier == "base"
+        assert isinstance(hit.text, str) and 0.0 <= hit.confidence <= 1.0  # random weights read noise
+        assert m.stats().archived_text_tokens > 0
+
+
+def test_load_reader_arguments(tiny_model_dir, tmp_path):
+    assert isinstance(load_reader(tiny_model_dir), OpticalReader)
+    assert isinstance(load_reader(str(tiny_model_dir)), OpticalReader)
+    with pytest.raises(ModelNotFoundError):
+        load_reader(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="cannot load"):
+        load_reader(tmp_path / "empty")
+    with pytest.raises(ModelError, match="PageReader"):
+        load_reader(42)
+
+
+def test_cli_add_recall_stats_consolidate(tmp_path, tiny_model_dir, capsys):
+    store = str(tmp_path / "cli-store")
+    conv = tmp_path / "conv.jsonl"
+    conv.write_text(
+        "\n".join(json.dumps({"role": r, "content": c}) for r, c in [("user", "I parked on level 3, bay 41."),
+                                                                      ("assistant", "Noted: level 3, bay 41.")])
+    )
+    common = ["--model", str(tiny_model_dir)]
+    assert main(["add", store, "My locker code is 4417.", "--role", "user", *common]) == 0
+    assert json.loads(capsys.readouterr().out) == {"added": [1]}
+    assert main(["add", store, "--file", str(conv), *common]) == 0
+    assert json.loads(capsys.readouterr().out) == {"added": [2, 3]}
+    assert main(["recall", store, "where did I park?", "-k", "2", *common]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and lines[0]["turn_id"] in (2, 3) and lines[0]["tier"] == "verbatim"
+    assert main(["stats", store, *common]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["turns_verbatim"] == 3 and stats["namespace"] == "default"
+    assert main(["consolidate", store, *common]) == 0
+    assert json.loads(capsys.readouterr().out)["turns_forgotten"] == []
+    assert main(["recall", store, "", *common]) == 2
+    assert "non-empty query" in capsys.readouterr().err
+    assert main(["add", store, "x", "--namespace", "../evil", *common]) == 2
+    assert "invalid namespace" in capsys.readouterr().err
