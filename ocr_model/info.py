@@ -2,6 +2,10 @@
 
 Stable keys: parameters, active_parameters, visual_tokens {tiny, small, base, large}. The model is
 built on the meta device, so even the 3B preset costs no memory.
+
+active_parameters = parameters that do arithmetic for one decoded token: everything except the routed
+experts a token does not pick and the input embedding table (a lookup). For the official preset the
+decoder part is 574.1M, the paper's "A570M".
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ def model_info(cfg: OpticalConfig) -> dict:
     n_moe = dc.n_layers - dc.first_k_dense
     per_expert = 3 * dc.dim * dc.moe_intermediate
     inactive = n_moe * (dc.n_routed_experts - dc.n_activated_experts) * per_expert
+    inactive += dc.vocab_size * dc.dim  # the input embedding is a lookup
     encoder = sum(p.numel() for m in (model.sam_model, model.vision_model, model.projector) for p in m.parameters())
     decoder = sum(p.numel() for p in model.decoder.parameters())
     grids = {m: s // 64 for m, s in MODES.items()}

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ocr_model.image_process import gundam_grid, prepare, to_gundam, to_tensor, visual_token_count
+
+
+def test_shapes_and_normalisation():
+    img = Image.new("L", (1024, 1024), 255)
+    img.putpixel((0, 0), 0)
+    x = to_tensor([img, img], "base")
+    assert x.shape == (2, 3, 1024, 1024) and x.dtype == torch.float32
+    assert x[0, :, 0, 0].tolist() == [-1.0, -1.0, -1.0]  # black -> -1, greyscale replicated
+    assert x[0, :, 5, 5].tolist() == [1.0, 1.0, 1.0]
+    for mode, side in (("tiny", 512), ("small", 640), ("large", 1280), ("gist", 384)):
+        assert to_tensor(img, mode).shape == (1, 3, side, side)
+
+
+def test_resize_vs_pad():
+    wide = Image.new("RGB", (2000, 1000), (255, 255, 255))
+    small = prepare(wide, "small")
+    assert small.size == (640, 640) and small.getpixel((0, 0)) == (255, 255, 255)  # stretched, no bars
+    base = prepare(wide, "base")
+    assert base.size == (1024, 1024)
+    assert base.getpixel((512, 0)) == (127, 127, 127)  # grey bar on top
+    assert base.getpixel((512, 512)) == (255, 255, 255)
+    x = to_tensor(wide, "base")
+    assert x[0, 0, 0, 512].item() == pytest.approx((127 / 255 - 0.5) / 0.5)
+
+
+def test_identity_when_already_sized():
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (640, 640), dtype=np.uint8), "L")
+    assert prepare(img, "small") is img
+
+
+def test_gundam_grid_known_cases():
+    # worked examples from deepseek-ocr.md 1.4 (replicating the official count_tiles)
+    a4 = (2480, 3508)
+    assert gundam_grid(*a4) == (2, 3)
+    assert gundam_grid(1920, 1080, max_num=6) == (2, 1)
+    assert gundam_grid(1920, 1080, max_num=9) == (4, 2)
+
+
+def test_gundam_input_and_counts():
+    g = to_gundam(Image.new("RGB", (2480, 3508), "white"))
+    assert g.grid == (2, 3) and g.tiles.shape == (6, 3, 640, 640)
+    assert g.global_view.shape == (1, 3, 1024, 1024)
+    assert g.visual_tokens == 903  # 856 vision tokens + newlines + separator
+    small = to_gundam(Image.new("RGB", (600, 400), "white"))
+    assert small.tiles is None and small.visual_tokens == 273
+
+
+def test_token_counts_table():
+    assert {m: visual_token_count(m) for m in ("tiny", "small", "base", "large")} == {
+        "tiny": (64, 73), "small": (100, 111), "base": (256, 273), "large": (400, 421)}
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown mode"):
+        to_tensor(Image.new("L", (10, 10)), "huge")
+    with pytest.raises(ValueError, match="to_gundam"):
+        to_tensor(Image.new("L", (10, 10)), "gundam")
+    with pytest.raises(TypeError, match="PIL"):
+        to_tensor([np.zeros((10, 10))], "base")
