@@ -461,8 +461,8 @@ def test_cli_render(tmp_path):
             {"role": "assistant", "content": [{"type": "text", "text": "4"}]}]
     conv.write_text("\n".join(json.dumps(m) for m in msgs) + "\n", encoding="utf-8")
     assert main(["render", str(conv), "--out", str(tmp_path / "out"), "--tier", "tiny", "--text"]) == 0
-    img = Image.open(tmp_path / "out" / "page_0001.png")
-    assert img.size == (512, 512)
+    with Image.open(tmp_path / "out" / "page_0001.png") as img:
+        assert img.size == (512, 512)
     text = (tmp_path / "out" / "page_0001.txt").read_text(encoding="utf-8")
     assert text == "[user #1]\nWhat is 2+2?\n[assistant #2]\n4\n"
     bad = tmp_path / "bad.jsonl"
