@@ -183,17 +183,19 @@ class Experts(nn.Module):
         counts = torch.zeros(E, dtype=torch.int32, device=x.device).scatter_add_(
             0, flat, torch.ones_like(flat, dtype=torch.int32))  # [E], no host sync (unlike bincount)
         offs = counts.cumsum(0).to(torch.int32)
-        xs = x[token]  # [N*k,D]
-        h = F.silu(_grouped_mm(xs, self.gate_proj, offs)) * _grouped_mm(xs, self.up_proj, offs)  # [N*k,I]
-        out = _grouped_mm(h, self.down_proj, offs)  # [N*k,D]
+        dt = _compute_dtype(x)  # under autocast, run the experts in the autocast dtype like nn.Linear would
+        xs = x[token].to(dt)  # [N*k,D]
+        gw, uw, dw = (p.to(dt) for p in (self.gate_proj, self.up_proj, self.down_proj))
+        h = F.silu(_grouped_mm(xs, gw, offs)) * _grouped_mm(xs, uw, offs)  # [N*k,I]
+        out = _grouped_mm(h, dw, offs)  # [N*k,D]
         out = out * weights.reshape(-1)[order, None].to(out.dtype)
-        return torch.zeros_like(x).index_add_(0, token, out)
+        return torch.zeros(x.shape, dtype=out.dtype, device=x.device).index_add_(0, token, out).to(x.dtype)
 
 
 def _grouped_mm(x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
     """rows of x (sorted by group, group ends `offs`) @ w[g].T. x [M,K], w [E,N,K] -> [M,N]."""
     if hasattr(torch, "_grouped_mm") and _grouped_mm_ok(x):
-        return torch._grouped_mm(x, w.transpose(-1, -2), offs=offs)
+        return torch._grouped_mm(x, w.to(x.dtype).transpose(-1, -2), offs=offs)  # autocast skips this op
     # portable fallback: one matmul per non-empty expert (host sync on offs; not for CUDA graphs)
     parts, start = [], 0
     for e, end in enumerate(offs.tolist()):
@@ -203,9 +205,17 @@ def _grouped_mm(x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor) -> torch.T
     return torch.cat(parts) if parts else x.new_zeros(0, w.shape[1])
 
 
-def _grouped_mm_ok(x: torch.Tensor) -> bool:
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def _grouped_mm_ok(x: torch.Tensor | torch.dtype) -> bool:
     # torch._grouped_mm needs CUDA sm90+ and bf16; on CPU the per-expert loop is faster (measured: the CPU
     # kernel gains nothing, and a host sync costs nothing there)
+    if isinstance(x, torch.dtype):  # called with the compute dtype on a CUDA tensor's behalf
+        return x == torch.bfloat16 and torch.cuda.get_device_capability()[0] >= 9
     if x.device.type == "cuda":
         return x.dtype == torch.bfloat16 and torch.cuda.get_device_capability(x.device)[0] >= 9
     return False
@@ -230,10 +240,13 @@ class MoE(nn.Module):
         flat = x.reshape(B * T, D)  # [N,D]
         scores = self.gate.scores(flat)  # [N,E] fp32
         weights, indices = self.gate.select(scores)  # [N,k]
+        few = B * T * self.gate.k < self.cfg.n_routed_experts
         if self.reference:
             y = self.routed_reference(flat, weights, indices)
-        elif x.is_cuda and B * T * self.gate.k < self.cfg.n_routed_experts:
-            y = (self.experts.gathered(flat, indices) * weights[..., None].to(x.dtype)).sum(1)
+        elif x.is_cuda and (few or not _grouped_mm_ok(_compute_dtype(x)) and torch.cuda.is_current_stream_capturing()):
+            # decode steps, and anything captured in a CUDA graph without grouped-GEMM support: no host sync
+            g = self.experts.gathered(flat, indices)
+            y = (g * weights[..., None].to(g.dtype)).sum(1).to(x.dtype)
         else:
             y = self.experts.grouped(flat, indices, weights)
         if self.shared_experts is not None:
