@@ -13,6 +13,7 @@ P prefix length (BOS + visual + prompt), M max new tokens, V vocab.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
@@ -68,6 +69,7 @@ class OpticalModel(nn.Module):
         self.view_seperator = nn.Parameter(torch.empty(d))  # sic, the official name
         self.decoder = Decoder(cfg.decoder)
         self._graphs: OrderedDict = OrderedDict()  # CUDA-graph decode steps, by (batch, slots, dtype)
+        self._graph_failed = False  # a failed capture in auto mode is not retried
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -238,8 +240,17 @@ class OpticalModel(nn.Module):
 
         step_fn = None
         if use_cache:
-            if use_graph:
-                graph = self._decode_graph(B, S)
+            graph = None
+            if use_graph and not (cuda_graph is None and self._graph_failed):
+                try:
+                    graph = self._decode_graph(B, S)
+                except Exception as e:  # noqa: BLE001 - auto mode degrades to eager, explicit mode raises
+                    if cuda_graph:
+                        raise
+                    self._graph_failed = True
+                    warnings.warn(f"CUDA-graph capture of the decode step failed ({type(e).__name__}: {e}); "
+                                  "decoding eagerly. Pass cuda_graph=False to skip the attempt.", stacklevel=2)
+            if graph is not None:
                 graph.key_valid.zero_()
                 graph.key_valid[:, :S].copy_(key_valid)  # slots past S stay masked
                 graph.pad.copy_(pad)
@@ -333,6 +344,7 @@ class _DecodeGraph:
         self.tok = torch.zeros(B, dtype=torch.long, device=dev)
         self.slot = torch.zeros(1, dtype=torch.long, device=dev)
         run = lambda: model._decode_step(self.tok, self.slot, self.pad, self.key_valid, self.cache)  # noqa: E731
+        self.key_valid.fill_(True)  # warm-up must not see an all-masked row (NaN k/v would persist)
         stream = torch.cuda.Stream(device=dev)
         stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(stream):
