@@ -236,6 +236,9 @@ def main(argv=None) -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = ap.parse_args(argv)
 
+    # batches are large tensors handed over by many worker processes: share them through files, not
+    # file descriptors (the fd strategy ran out of descriptors with 4 ranks x 14 workers)
+    torch.multiprocessing.set_sharing_strategy("file_system")
     distributed = "RANK" in os.environ
     if distributed:
         dist.init_process_group("nccl")
