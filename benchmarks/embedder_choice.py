@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optimem.embed import E5Embedder, HashingEmbedder, MiniLMEmbedder  # noqa: E402
+from optimem.forgetting import ForgettingPolicy, retention  # noqa: E402
 
 _DIA = re.compile(r"D\d+:\d+")
 
@@ -55,8 +56,12 @@ def load_locomo(path: Path) -> list[dict]:
     return convs
 
 
-def evaluate(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
-    """recall@k over questions: 'all' = every evidence turn in the top k; 'frac' = mean share found."""
+def evaluate(embedder, convs: list[dict], ks: tuple[int, ...], policy: ForgettingPolicy | None = None) -> dict:
+    """recall@k over questions: 'all' = every evidence turn in the top k; 'frac' = mean share found.
+
+    With a policy, rank by Memory's score instead of raw similarity: every turn was added in order and
+    never recalled, so at question time (clock = number of turns) turn j has R = exp(-(N - j - 1) / S0).
+    """
     hits = {k: [] for k in ks}
     fracs = {k: [] for k in ks}
     cats: list[int] = []
@@ -68,7 +73,12 @@ def evaluate(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
         t_docs += time.perf_counter() - t0
         n_turns += len(ids)
         queries = embedder.embed_queries([q for q, _, _ in conv["questions"]])
-        order = np.argsort(-(queries @ docs.T), axis=1)  # (Q, N) best first
+        sims = queries @ docs.T  # (Q, N)
+        if policy is not None:
+            n = len(ids)
+            r = np.array([retention(n - j - 1, policy.initial_strength) for j in range(n)])  # (N,)
+            sims = sims - policy.retention_weight * (1.0 - r)[None, :] * np.abs(sims)  # combine_score
+        order = np.argsort(-sims, axis=1)  # (Q, N) best first
         for qi, (_, evidence, cat) in enumerate(conv["questions"]):
             ranked = [ids[j] for j in order[qi, : max(ks)]]
             cats.append(cat)
@@ -94,6 +104,11 @@ def main() -> None:
     )
     ap.add_argument("--ks", default="1,5,10,20", help="comma-separated k values")
     ap.add_argument("--conversations", type=int, default=10, help="use only the first N conversations")
+    ap.add_argument(
+        "--with-retention",
+        action="store_true",
+        help="also rank by Memory's score (similarity combined with the default policy's retention)",
+    )
     args = ap.parse_args()
 
     ks = tuple(int(k) for k in args.ks.split(","))
@@ -109,12 +124,17 @@ def main() -> None:
     print("|---|---|" + "---|" * (2 * len(ks) + 1))
     for key in args.embedders.split(","):
         emb = builders[key]()
-        res = evaluate(emb, convs, ks)
-        for label, mask in (("cat 1-4", res["cats"] <= 4), ("all", res["cats"] > 0)):
-            r = " | ".join(f"{res['hits'][k][mask].mean():.3f}" for k in ks)
-            f = " | ".join(f"{res['fracs'][k][mask].mean():.3f}" for k in ks)
-            print(f"| {emb.name} | {label} ({mask.sum()}) | {r} | {f} | {res['turns_per_s']:.0f} |")
-        sys.stdout.flush()
+        runs = [("", None)]
+        if args.with_retention:
+            p = ForgettingPolicy()
+            runs.append((f" + retention (w={p.retention_weight:g}, S0={p.initial_strength:g} turns)", p))
+        for suffix, policy in runs:
+            res = evaluate(emb, convs, ks, policy)
+            for label, mask in (("cat 1-4", res["cats"] <= 4), ("all", res["cats"] > 0)):
+                r = " | ".join(f"{res['hits'][k][mask].mean():.3f}" for k in ks)
+                f = " | ".join(f"{res['fracs'][k][mask].mean():.3f}" for k in ks)
+                print(f"| {emb.name}{suffix} | {label} ({mask.sum()}) | {r} | {f} | {res['turns_per_s']:.0f} |")
+            sys.stdout.flush()
     print()
     print("R@k: share of questions with every evidence turn in the top k; frac@k: mean share of evidence turns found.")
 
