@@ -101,3 +101,49 @@ def test_sigkill_mid_add_many_loses_nothing_that_returned(tmp_path):
         if tid in batch_of:
             needle = f"crashtest batch {batch_of[tid]} turn {returned[batch_of[tid]].index(tid)} ".encode()
             assert not any(needle in blob for blob in blobs), (tid, seq_of[tid])
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    sys.path.insert(0, {here!r})
+    from optimem import Memory
+    from optimem.embed import HashingEmbedder
+    from test_crash import CountingReader
+    with Memory({store!r}, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150) as m:
+        print("open", flush=True)
+        for b in range(40):
+            m.add_many([f"concurrent batch {{b}} turn {{i}} " + "words " * 10 for i in range(3)])
+    print("done", flush=True)
+    """
+)
+
+
+def test_a_reader_process_works_while_a_writer_pages_out(tmp_path):
+    store = tmp_path / "store"
+    code = WRITER.format(repo=str(REPO), here=str(Path(__file__).parent), store=str(store))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "open"
+        while True:  # the namespace exists once the writer has added something
+            try:
+                r = Memory(store, model=CountingReader(), read_only=True)
+                break
+            except Exception:  # noqa: BLE001 - NotFoundError until the first add lands
+                time.sleep(0.05)
+        seen = 0
+        while p.poll() is None or seen == 0:
+            hits = r.recall("concurrent batch turn words", k=5, decode=False)
+            ids = [h.turn_id for h in hits]
+            assert len(ids) == len(set(ids))
+            for tid in ids:  # every hit resolves to a real turn of this namespace
+                assert r.get(tid, decode=False).turn_id == tid
+            seen = max(seen, r.stats().turns_archived)
+        r.close()
+    finally:
+        p.wait(timeout=60)
+    assert p.returncode == 0 and seen > 0
+    with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64)) as m:
+        s = m.stats()
+        assert s.turns_verbatim + s.turns_archived == 120

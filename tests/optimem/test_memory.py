@@ -367,3 +367,46 @@ def test_no_model_and_none_shipped_says_how_to_pass_one(monkeypatch, tmp_path, e
         Memory(tmp_path / "s", embedder=embedder)
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         Memory(tmp_path / "s", model=tmp_path / "nope", embedder=embedder)
+
+
+def test_seconds_clock_uses_timestamps(make_memory):
+    day = 86400.0
+    policy = ForgettingPolicy(clock="seconds", initial_strength=7 * day)
+    m = make_memory(policy=policy, working_tokens=10_000)
+    t0 = 1_800_000_000.0
+    old = m.add({"role": "user", "content": "the boiler was serviced by Anna", "timestamp": t0})
+    new = m.add({"role": "user", "content": "the boiler was serviced by Anna", "timestamp": t0 + 6 * day})
+    hits = m.recall("the boiler was serviced by Anna", k=2, now=t0 + 7 * day, reinforce=False)
+    assert [h.turn_id for h in hits] == [new, old]
+    assert hits[1].retention == pytest.approx(np.exp(-1.0))
+    assert hits[0].retention == pytest.approx(np.exp(-1 / 7))
+    m.recall("the boiler was serviced by Anna", k=2, now=t0 + 7 * day)
+    rec = m.get(old, now=t0 + 7 * day)
+    assert rec.retention == pytest.approx(1.0) and rec.strength > 7 * day
+
+
+def test_threads_can_share_a_memory(make_memory, conversation):
+    import threading
+
+    m = make_memory(working_tokens=300)
+    conv = conversation(40)
+    got: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(part):
+        try:
+            for t in part:
+                got.append(m.add(t))
+                m.recall(t["content"], k=2)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(conv[i::4],)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(set(got)) == 40
+    s = m.stats()
+    assert s.turns_verbatim + s.turns_archived == 40
