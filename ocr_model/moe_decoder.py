@@ -188,8 +188,8 @@ class Experts(nn.Module):
         gw, uw, dw = (p.to(dt) for p in (self.gate_proj, self.up_proj, self.down_proj))
         h = F.silu(_grouped_mm(xs, gw, offs)) * _grouped_mm(xs, uw, offs)  # [N*k,I]
         out = _grouped_mm(h, dw, offs)  # [N*k,D]
-        out = out * weights.reshape(-1)[order, None].to(out.dtype)
-        return torch.zeros(x.shape, dtype=out.dtype, device=x.device).index_add_(0, token, out).to(x.dtype)
+        out = out[order.argsort()].view(N, k, -1)  # back to (token, slot) order: a gather, no scatter-add
+        return (out * weights[..., None].to(out.dtype)).sum(1).to(x.dtype)  # [N,D]
 
 
 def _grouped_mm(x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
