@@ -27,8 +27,16 @@ def shade_tiers(ax, policy: ForgettingPolicy) -> None:
     names = [t for t, _ in policy.thresholds] + ["gist"]
     for top, bottom, name in zip(edges, edges[1:], names):
         ax.axhspan(bottom, top, color=BANDS[name], zorder=0)
-        ax.text(0.99, (top + bottom) / 2, name, transform=ax.get_yaxis_transform(), ha="right", va="center",
-                fontsize=9, color="#555")
+        ax.text(
+            0.99,
+            (top + bottom) / 2,
+            name,
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="center",
+            fontsize=9,
+            color="#555",
+        )
 
 
 def main() -> None:
@@ -39,13 +47,20 @@ def main() -> None:
     # left: R(t) for a few strengths
     t = np.linspace(0, 2500, 500)
     shade_tiers(a, p)
-    for s, label in ((s0, "a new turn"),
-                     (strengthen(s0, 0.9, p), "after a recall at R = 0.9"),
-                     (strengthen(s0, 0.5, p), "after a recall at R = 0.5"),
-                     (strengthen(s0, 0.1, p), "after a recall at R = 0.1")):
+    for s, label in (
+        (s0, "a new turn"),
+        (strengthen(s0, 0.9, p), "after a recall at R = 0.9"),
+        (strengthen(s0, 0.5, p), "after a recall at R = 0.5"),
+        (strengthen(s0, 0.1, p), "after a recall at R = 0.1"),
+    ):
         a.plot(t, [retention(x, s) for x in t], label=f"{label}: S = {s:.0f}")
-    a.set(xlabel="turns since written or last recalled", ylabel="retention R = exp(-t/S)", ylim=(0, 1.02),
-          xlim=(0, 2500), title="Retention and tiers (default policy)")
+    a.set(
+        xlabel="turns since written or last recalled",
+        ylabel="retention R = exp(-t/S)",
+        ylim=(0, 1.02),
+        xlim=(0, 2500),
+        title="Retention and tiers (default policy)",
+    )
     a.legend(fontsize=8, loc="upper center")
 
     # right: one memory over time, recalled at turns 400, 1200 and 2600
@@ -60,8 +75,12 @@ def main() -> None:
     b.plot(xs, ys, color="C3")
     for x in (400, 1200, 2600):
         b.axvline(x, color="#999", lw=0.8, ls=":")
-    b.set(xlabel="turns since the memory was written", ylim=(0, 1.02), xlim=(0, 5000),
-          title="Spaced recalls (dotted) make it last longer")
+    b.set(
+        xlabel="turns since the memory was written",
+        ylim=(0, 1.02),
+        xlim=(0, 5000),
+        title="Spaced recalls (dotted) make it last longer",
+    )
     tiers = [tier_for(y, p) for y in ys]
     b.text(0.02, 0.04, f"tier at turn 5000: {tiers[-1]}", transform=b.transAxes, fontsize=9)
     fig.tight_layout()

@@ -522,9 +522,11 @@ class Archive:
     def ensure_namespace(self, embedder: str, dim: int) -> None:
         """Record the namespace's embedder on first use; afterwards insist on the same one."""
         with self._mutex:
-            row = self._conn().execute(
-                "SELECT embedder, dim FROM namespaces WHERE name = ?", (self.namespace,)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT embedder, dim FROM namespaces WHERE name = ?", (self.namespace,))
+                .fetchone()
+            )
             if row is None:
                 if self.read_only:
                     raise NotFoundError(f"namespace {self.namespace!r} does not exist in {self.path}")
@@ -593,9 +595,7 @@ class Archive:
                         ).lastrowid
                         new_vecs.append((vid, v))
                     self._event(db, "add", seq, turn_id=tid, role=role, n_chars=len(text), n_tokens=n_tokens)
-                db.execute(
-                    "UPDATE namespaces SET seq = ?, vec_gen = vec_gen + 1 WHERE name = ?", (seq, self.namespace)
-                )
+                db.execute("UPDATE namespaces SET seq = ?, vec_gen = vec_gen + 1 WHERE name = ?", (seq, self.namespace))
             if new_vecs:
                 index.add(np.array([v for v, _ in new_vecs], np.int64), np.stack([x for _, x in new_vecs]))
             self._index_gen = self._vec_gen()
@@ -768,9 +768,11 @@ class Archive:
         `kind` with the old and new tier."""
         with self._mutex:
             self._writable()
-            row = self._conn().execute(
-                "SELECT file, tier FROM pages WHERE id = ? AND namespace = ?", (page_id, self.namespace)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT file, tier FROM pages WHERE id = ? AND namespace = ?", (page_id, self.namespace))
+                .fetchone()
+            )
             if row is None:
                 raise NotFoundError(f"no page {page_id} in namespace {self.namespace!r}")
             new = self._write_page_file(png)
@@ -871,9 +873,11 @@ class Archive:
             except (OSError, ValueError, RuntimeError, StoreFormatError):
                 self._index = None  # stale or damaged: the rebuild below replaces it
         if self._index is None:
-            rows = self._conn().execute(
-                "SELECT id, vec FROM vectors WHERE namespace = ? ORDER BY id", (self.namespace,)
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute("SELECT id, vec FROM vectors WHERE namespace = ? ORDER BY id", (self.namespace,))
+                .fetchall()
+            )
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             self._index = VectorIndex.build(dim, ids, vecs, hnsw_threshold=self.hnsw_threshold)
@@ -892,11 +896,13 @@ class Archive:
                     return []
                 q = ",".join("?" * len(hits))
                 owner = dict(
-                    self._conn().execute(
+                    self._conn()
+                    .execute(
                         f"SELECT v.id, v.turn_id FROM vectors v JOIN turns t ON t.id = v.turn_id "
                         f"WHERE v.namespace = ? AND t.namespace = ? AND t.state != 'forgotten' AND v.id IN ({q})",
                         (self.namespace, self.namespace, *[h[0] for h in hits]),
-                    ).fetchall()
+                    )
+                    .fetchall()
                 )
                 best.clear()
                 for vid, sim in hits:
@@ -929,12 +935,15 @@ class Archive:
 
     # ----- log and stats
 
-    def events(self, *, turn_id: int | None = None, page_id: int | None = None, limit: int | None = None) -> list[Event]:
+    def events(
+        self, *, turn_id: int | None = None, page_id: int | None = None, limit: int | None = None
+    ) -> list[Event]:
         """The audit log of this namespace, oldest first (or the last `limit` events)."""
         with self._mutex:
-            sql, args = "SELECT id, time, seq, kind, turn_id, page_id, detail FROM events WHERE namespace = ?", [
-                self.namespace
-            ]
+            sql, args = (
+                "SELECT id, time, seq, kind, turn_id, page_id, detail FROM events WHERE namespace = ?",
+                [self.namespace],
+            )
             if turn_id is not None:
                 sql += " AND turn_id = ?"
                 args.append(turn_id)

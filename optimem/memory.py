@@ -39,7 +39,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from optimem.archive import HNSW_THRESHOLD, Archive, PageRecord, TurnRecord
-from optimem.embed import Embedder, check_vectors, chunk_text, default_embedder, embedder_by_name
+from optimem.embed import (
+    Embedder,
+    check_vectors,
+    chunk_text,
+    default_embedder,
+    embedder_by_name,
+)
 from optimem.errors import (
     EmbedderError,
     InvalidInputError,
@@ -47,7 +53,14 @@ from optimem.errors import (
     ReadOnlyError,
     StoreClosedError,
 )
-from optimem.forgetting import ForgettingPolicy, combine_score, retention, strengthen, tier_for, tier_rank
+from optimem.forgetting import (
+    ForgettingPolicy,
+    combine_score,
+    retention,
+    strengthen,
+    tier_for,
+    tier_rank,
+)
 from optimem.reader import PageReader, load_reader
 from optimem.render import (
     CELL_H,
@@ -407,7 +420,10 @@ class Memory:
             ]
             if reinforce and not self._archive.read_only:
                 self._archive.record_recalls(
-                    [(rec.id, r, rec.strength if rec.pinned else strengthen(rec.strength, r, self.policy)) for _, _, r, rec in top],
+                    [
+                        (rec.id, r, rec.strength if rec.pinned else strengthen(rec.strength, r, self.policy))
+                        for _, _, r, rec in top
+                    ],
                     now=t,
                 )
                 if self.reconsolidate and decode:
@@ -453,7 +469,10 @@ class Memory:
             for tier, pages in todo.items():
                 images = [Image.open(io.BytesIO(self._archive.read_page(p))).convert("L") for p in pages]
                 for p, reading in zip(pages, self._reader.read(images, tier)):
-                    self._cache_put((p.id, p.file), _Decoded(split_decoded(reading.text, _layout_from_json(p.layout)), reading.confidence))
+                    self._cache_put(
+                        (p.id, p.file),
+                        _Decoded(split_decoded(reading.text, _layout_from_json(p.layout)), reading.confidence),
+                    )
         for tid, pages in pages_of.items():
             tier = min((p.tier for p in pages), key=tier_rank) if pages else "gist"
             if not decode:
@@ -492,7 +511,9 @@ class Memory:
             rec = self._archive.get_turn(int(turn_id))
             seq, t = self._now(now)
             text = self._read_turns([rec], decode)[rec.id]
-            return self._recollection(rec, text, score=None, similarity=None, r=self._retention(rec, seq, t), seq=seq, t=t)
+            return self._recollection(
+                rec, text, score=None, similarity=None, r=self._retention(rec, seq, t), seq=seq, t=t
+            )
 
     def recent(self) -> list[Recollection]:
         """The verbatim turns of the working memory, oldest first."""
@@ -500,8 +521,15 @@ class Memory:
             self._check_open()
             seq, t = self._now(None)
             return [
-                self._recollection(rec, (rec.text, 1.0, "verbatim"), score=None, similarity=None,
-                                   r=self._retention(rec, seq, t), seq=seq, t=t)
+                self._recollection(
+                    rec,
+                    (rec.text, 1.0, "verbatim"),
+                    score=None,
+                    similarity=None,
+                    r=self._retention(rec, seq, t),
+                    seq=seq,
+                    t=t,
+                )
                 for rec in self._archive.working_turns()
             ]
 
@@ -592,7 +620,9 @@ class Memory:
             self._check_writable()
             seq, t = self._now(now)
             archived = {r.id: r for r in self._archive.live_turns("archived")}
-            tiers = {tid: tier_for(self._retention(r, seq, t), self.policy, pinned=r.pinned) for tid, r in archived.items()}
+            tiers = {
+                tid: tier_for(self._retention(r, seq, t), self.policy, pinned=r.pinned) for tid, r in archived.items()
+            }
             doomed = {tid for tid, tier in tiers.items() if tier == "forgotten"}
             pages_before = len(self._archive.pages())
             if doomed:
@@ -680,4 +710,3 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds:.0f} s"
-

@@ -104,7 +104,9 @@ class OpticalReader:
         try:
             from ocr_model.weights import load_pretrained
         except ImportError as e:
-            raise ModelError(f"cannot import ocr_model to load {path}: {e}; install optimem with its ocr_model package") from e
+            raise ModelError(
+                f"cannot import ocr_model to load {path}: {e}; install optimem with its ocr_model package"
+            ) from e
         try:
             model, tok = load_pretrained(path, device=device)
         except (OSError, ValueError) as e:
@@ -162,5 +164,6 @@ def load_reader(model: Any = None) -> PageReader:
     if isinstance(model, PageReader):
         return model
     raise ModelError(
-        f"model must be None, a checkpoint directory, a (model, tokenizer) pair or a PageReader; got {type(model).__name__}"
+        "model must be None, a checkpoint directory, a (model, tokenizer) pair or a PageReader; "
+        f"got {type(model).__name__}"
     )

@@ -120,10 +120,11 @@ def make_memory(tmp_path, oracle, embedder):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A random-weight tiny-debug checkpoint with a tokenizer trained on the fly (a second or two)."""
+    import torch
+
     from ocr_model.config import load_config
     from ocr_model.tokenizer import train_tokenizer
     from ocr_model.weights import build_model, save_pretrained
-    import torch
 
     torch.manual_seed(0)
     cfg = load_config("tiny-debug")
@@ -141,8 +142,26 @@ def make_conversation(n: int, *, words: int = 40, seed: int = 0) -> list[dict]:
     """n distinct turns of ~words words each; turn i mentions the unique token 'marker{i}x'."""
     rng = np.random.default_rng(seed)
     vocab = [
-        "apple", "river", "engine", "violet", "cloud", "pencil", "harbor", "garden", "silver", "thunder",
-        "orange", "mountain", "window", "candle", "forest", "rocket", "bridge", "island", "copper", "meadow",
+        "apple",
+        "river",
+        "engine",
+        "violet",
+        "cloud",
+        "pencil",
+        "harbor",
+        "garden",
+        "silver",
+        "thunder",
+        "orange",
+        "mountain",
+        "window",
+        "candle",
+        "forest",
+        "rocket",
+        "bridge",
+        "island",
+        "copper",
+        "meadow",
     ]
     out = []
     for i in range(n):

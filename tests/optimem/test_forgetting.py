@@ -73,7 +73,15 @@ def test_strengthen_rule_numbers_and_cap():
 def test_tiers_follow_thresholds():
     p = ForgettingPolicy(thresholds=(("base", 0.5), ("small", 0.25), ("tiny", 0.1)), forget_below=0.01)
     assert [tier_for(r, p) for r in (1.0, 0.5, 0.49, 0.25, 0.2, 0.1, 0.05, 0.01, 0.009)] == [
-        "base", "base", "small", "small", "tiny", "tiny", "gist", "gist", "forgotten",
+        "base",
+        "base",
+        "small",
+        "small",
+        "tiny",
+        "tiny",
+        "gist",
+        "gist",
+        "forgotten",
     ]
     assert tier_for(0.0, p, pinned=True) == "base"
     assert tier_for(0.0, ForgettingPolicy()) == "gist"  # default: never forget

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from optimem import ForgettingPolicy, Memory, Turn
+from optimem.embed import HashingEmbedder
 from optimem.errors import (
     EmbedderError,
     InvalidInputError,
@@ -17,7 +18,6 @@ from optimem.errors import (
     ReadOnlyError,
     StoreClosedError,
 )
-from optimem.embed import HashingEmbedder
 from optimem.render import CELL_H, MARGIN_Y, TIERS
 
 
@@ -90,7 +90,7 @@ def test_working_memory_is_bounded_and_pages_out_the_oldest(make_memory, convers
     assert s.working_tokens <= 400
     assert s.turns_verbatim + s.turns_archived == 30 and s.turns_archived > 0
     recent = [r.turn_id for r in m.recent()]
-    assert recent == ids[-len(recent):]  # the newest stay verbatim, in order
+    assert recent == ids[-len(recent) :]  # the newest stay verbatim, in order
     assert s.pages["base"] >= 1 and s.visual_tokens == 256 * s.pages["base"]
     assert s.archived_text_tokens > 0 and s.compression == s.archived_text_tokens / s.visual_tokens
     kinds = [e.kind for e in m.events()]
@@ -168,7 +168,9 @@ def test_pages_fade_through_the_tiers(make_memory, oracle, conversation):
     ids = m.add_many(conv)
     tid = ids[0]
     # a page is as sharp as its freshest turn: R = exp(-(now - seq) / 10) of the last turn drawn on it
-    newest = max(m._archive.turns(m._archive.pages_of(tid)[0].turn_ids)[i].seq for i in m._archive.pages_of(tid)[0].turn_ids)
+    newest = max(
+        m._archive.turns(m._archive.pages_of(tid)[0].turn_ids)[i].seq for i in m._archive.pages_of(tid)[0].turn_ids
+    )
     seen = []
     for age in (5, 10, 20, 40):  # R = .61, .37, .14, .02
         m.consolidate(now=newest + age)
@@ -259,7 +261,10 @@ def test_reopen_restores_everything(make_memory, tmp_path, embedder, oracle, con
     assert [(h.turn_id, h.text, h.tier) for h in m2.recall(q, k=4, reinforce=False)] == before
     s2 = m2.stats()
     assert (s2.turns_verbatim, s2.turns_archived, s2.pages, s2.vectors) == (
-        stats.turns_verbatim, stats.turns_archived, stats.pages, stats.vectors,
+        stats.turns_verbatim,
+        stats.turns_archived,
+        stats.pages,
+        stats.vectors,
     )
     assert m2.add("one more") == ids[-1] + 1
     m2.close()

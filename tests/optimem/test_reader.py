@@ -59,8 +59,10 @@ def test_cli_add_recall_stats_consolidate(tmp_path, tiny_model_dir, capsys):
     store = str(tmp_path / "cli-store")
     conv = tmp_path / "conv.jsonl"
     conv.write_text(
-        "\n".join(json.dumps({"role": r, "content": c}) for r, c in [("user", "I parked on level 3, bay 41."),
-                                                                      ("assistant", "Noted: level 3, bay 41.")])
+        "\n".join(
+            json.dumps({"role": r, "content": c})
+            for r, c in [("user", "I parked on level 3, bay 41."), ("assistant", "Noted: level 3, bay 41.")]
+        )
     )
     common = ["--model", str(tiny_model_dir)]
     assert main(["add", store, "My locker code is 4417.", "--role", "user", *common]) == 0
