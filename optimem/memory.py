@@ -290,6 +290,10 @@ class Memory:
             self._tmp.cleanup()
             self._tmp = None
 
+    def __repr__(self) -> str:
+        state = "closed" if self._archive.closed else ("read-only" if self._archive.read_only else "open")
+        return f"Memory({str(self.path)!r}, namespace={self.namespace!r}, {state})"
+
     def __enter__(self) -> Memory:
         return self
 
