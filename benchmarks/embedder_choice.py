@@ -59,8 +59,9 @@ def load_locomo(path: Path) -> list[dict]:
 def evaluate(embedder, convs: list[dict], ks: tuple[int, ...], policy: ForgettingPolicy | None = None) -> dict:
     """recall@k over questions: 'all' = every evidence turn in the top k; 'frac' = mean share found.
 
-    With a policy, rank by Memory's score instead of raw similarity: every turn was added in order and
-    never recalled, so at question time (clock = number of turns) turn j has R = exp(-(N - j - 1) / S0).
+    With a policy, rank as Memory.recall(k=max(ks)) does: take the max(4k, 32) most similar turns and
+    re-rank them by combine_score. Every turn was added in order and never recalled, so at question time
+    (clock = number of turns) turn j has R = exp(-(N - j - 1) / S0).
     """
     hits = {k: [] for k in ks}
     fracs = {k: [] for k in ks}
@@ -74,11 +75,15 @@ def evaluate(embedder, convs: list[dict], ks: tuple[int, ...], policy: Forgettin
         n_turns += len(ids)
         queries = embedder.embed_queries([q for q, _, _ in conv["questions"]])
         sims = queries @ docs.T  # (Q, N)
+        order = np.argsort(-sims, axis=1, kind="stable")  # (Q, N) best first
         if policy is not None:
-            n = len(ids)
+            n, kk = len(ids), max(ks)
             r = np.array([retention(n - j - 1, policy.initial_strength) for j in range(n)])  # (N,)
-            sims = sims - policy.retention_weight * (1.0 - r)[None, :] * np.abs(sims)  # combine_score
-        order = np.argsort(-sims, axis=1)  # (Q, N) best first
+            cand = order[:, : max(4 * kk, 32)]  # (Q, C) the candidates Memory.recall fetches
+            cs = np.take_along_axis(sims, cand, axis=1)  # (Q, C)
+            spread = cs.max(axis=1, keepdims=True) - cs.min(axis=1, keepdims=True)  # (Q, 1)
+            score = cs - policy.retention_weight * (1.0 - r[cand]) * spread  # combine_score
+            order = np.take_along_axis(cand, np.argsort(-score, axis=1, kind="stable"), axis=1)
         for qi, (_, evidence, cat) in enumerate(conv["questions"]):
             ranked = [ids[j] for j in order[qi, : max(ks)]]
             cats.append(cat)

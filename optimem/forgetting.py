@@ -18,10 +18,14 @@ Tiers follow R (see `ForgettingPolicy.thresholds`): verbatim (working memory, by
 -> base 1024 px (256 visual tokens) -> small 640 (100) -> tiny 512 (64) -> gist 384 (36) -> forgotten.
 Pinned turns keep R = 1 and never leave the top tier. The search score mixes similarity and retention:
 
-      score = sim - retention_weight * (1 - R) * |sim|
+      score = sim - retention_weight * (1 - R) * spread
 
-so a faded memory (R -> 0) keeps (1 - retention_weight) of its similarity: it ranks lower but stays
-findable until it is forgotten. docs/forgetting.md has the plot and the numbers.
+where spread = best - worst similarity among the recall's candidates (the nearest max(4k, 32) turns), so
+the penalty is measured in this query's own similarity range. A fully faded memory (R -> 0) drops by
+retention_weight of that range: it ranks below an equally similar fresh one but stays findable until it
+is forgotten. Scaling by |sim| instead would punish embedders whose similarities sit in a narrow high
+band: with E5 (unrelated texts ~0.75) it cut LoCoMo recall@5 from 0.387 to 0.154; this rule, 0.386.
+docs/forgetting.md has the plot and the numbers.
 """
 
 from __future__ import annotations
@@ -147,6 +151,6 @@ def tier_for(r: float, policy: ForgettingPolicy, *, pinned: bool = False) -> str
     return "gist"
 
 
-def combine_score(similarity: float, r: float, policy: ForgettingPolicy) -> float:
-    """score = sim - w * (1 - R) * |sim|: faded memories rank lower, but never drop to nothing."""
-    return similarity - policy.retention_weight * (1.0 - r) * abs(similarity)
+def combine_score(similarity: float, r: float, policy: ForgettingPolicy, *, spread: float) -> float:
+    """score = sim - w * (1 - R) * spread, spread = best - worst similarity among the candidates."""
+    return similarity - policy.retention_weight * (1.0 - r) * max(spread, 0.0)

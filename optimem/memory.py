@@ -414,7 +414,10 @@ class Memory:
                 if rec is None or rec.state == "forgotten":
                     continue
                 r = self._retention(rec, seq, t)
-                scored.append((combine_score(sim, r, self.policy), sim, r, rec))
+                scored.append((sim, r, rec))
+            sims = [sim for sim, _, _ in scored]
+            spread = max(sims) - min(sims) if sims else 0.0  # this query's similarity range (see forgetting.py)
+            scored = [(combine_score(sim, r, self.policy, spread=spread), sim, r, rec) for sim, r, rec in scored]
             scored.sort(key=lambda x: -x[0])
             top = scored[:k]
             texts = self._read_turns([rec for *_, rec in top], decode)

@@ -26,7 +26,7 @@ class Recollection:
     text: str | None
     tier: str  # 'verbatim' | 'large' | 'base' | 'small' | 'tiny' | 'gist'
     confidence: float | None
-    score: float | None  # similarity combined with retention (optimem.forgetting.combine_score)
+    score: float | None  # similarity minus a retention penalty (optimem.forgetting.combine_score)
     similarity: float | None  # cosine similarity of the query and the turn's best chunk
     retention: float  # R = exp(-t/S) when it was recalled (before this recall strengthened it)
     strength: float  # S, in the policy's clock unit

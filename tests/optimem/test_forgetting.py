@@ -115,11 +115,18 @@ def test_bad_policies_are_refused(kw):
         ForgettingPolicy(**kw)
 
 
-@given(sim=st.floats(-1, 1), r1=st.floats(0, 1), r2=st.floats(0, 1))
-def test_score_is_monotone_in_retention_and_keeps_a_floor(sim, r1, r2):
+@given(sim=st.floats(-1, 1), r1=st.floats(0, 1), r2=st.floats(0, 1), spread=st.floats(0, 2))
+def test_score_is_monotone_in_retention_and_bounded(sim, r1, r2, spread):
     p = ForgettingPolicy(retention_weight=0.25)
     lo, hi = sorted((r1, r2))
-    assert combine_score(sim, hi, p) >= combine_score(sim, lo, p)
-    assert combine_score(sim, 1.0, p) == pytest.approx(sim)
-    if sim > 0:
-        assert combine_score(sim, 0.0, p) == pytest.approx(0.75 * sim)
+    assert combine_score(sim, hi, p, spread=spread) >= combine_score(sim, lo, p, spread=spread)
+    assert combine_score(sim, 1.0, p, spread=spread) == pytest.approx(sim)  # fresh: pure similarity
+    assert combine_score(sim, 0.0, p, spread=spread) == pytest.approx(sim - 0.25 * spread)  # the most it loses
+
+
+def test_score_penalty_is_in_units_of_the_query_spread():
+    p = ForgettingPolicy(retention_weight=0.25)
+    # E5-like band: candidates 0.80..0.88. A faded exact match (0.88) still beats a fresh 0.85 ...
+    assert combine_score(0.88, 0.0, p, spread=0.08) > combine_score(0.85, 1.0, p, spread=0.08)
+    # ... but loses to a fresh one that is nearly as similar
+    assert combine_score(0.88, 0.0, p, spread=0.08) < combine_score(0.87, 1.0, p, spread=0.08)

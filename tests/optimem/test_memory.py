@@ -267,12 +267,13 @@ def test_reopen_restores_everything(make_memory, tmp_path, embedder, oracle, con
         stats.vectors,
     )
     assert m2.add("one more") == ids[-1] + 1
+    after = [h.turn_id for h in m2.recall(q, k=4, reinforce=False)]
     m2.close()
     # the index files are only a cache: without them the store rebuilds from SQLite
     for f in (tmp_path / "store" / "index").iterdir():
         f.unlink()
     m3 = Memory(tmp_path / "store", model=oracle, embedder=embedder, working_tokens=300)
-    assert [h.turn_id for h in m3.recall(q, k=4, reinforce=False)] == [b[0] for b in before]
+    assert [h.turn_id for h in m3.recall(q, k=4, reinforce=False)] == after
     m3.close()
     with pytest.raises(EmbedderError, match="built with embedder 'hashing-256'"):
         Memory(tmp_path / "store", model=oracle, embedder=HashingEmbedder(128))
