@@ -643,12 +643,15 @@ class Archive:
                 sql, args = sql + "AND t.state = ? ", (self.namespace, state)
             return [_turn(r) for r in self._conn().execute(sql + "ORDER BY t.seq", args)]
 
-    def record_recalls(self, updates: Sequence[tuple[int, float, float]], *, now: float) -> None:
-        """After a recall: per (turn id, retention at recall, new strength), reset the clocks and log it."""
+    def record_recalls(
+        self, updates: Sequence[tuple[int, float, float]], *, now: float, seq: int | None = None
+    ) -> None:
+        """After a recall: per (turn id, retention at recall, new strength), reset the clocks to (seq, now)
+        (seq defaults to the namespace's clock) and log it."""
         if not updates:
             return
         with self._mutex, self._tx() as db:
-            seq = self.clock()
+            seq = self.clock() if seq is None else seq
             for tid, r, strength in updates:
                 old = db.execute(
                     "SELECT strength FROM turns WHERE id = ? AND namespace = ?", (tid, self.namespace)

@@ -325,16 +325,16 @@ class Memory:
             if not parsed:
                 return []
             now = time.time()
-            rows, chunk_texts, owners = [], [], []
-            for i, t in enumerate(parsed):
+            rows, chunk_texts, counts = [], [], []
+            for t in parsed:
                 ts = float(t.timestamp) if t.timestamp is not None else now
                 meta = json.dumps(dict(t.metadata), sort_keys=True, ensure_ascii=False) if t.metadata else None
                 rows.append((t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
-                for c in chunk_text(t.text):
-                    chunk_texts.append(f"{t.role}: {c}")
-                    owners.append(i)
+                chunks = chunk_text(t.text)
+                chunk_texts += [f"{t.role}: {c}" for c in chunks]
+                counts.append(len(chunks))
             vecs = check_vectors(self._embedder.embed_documents(chunk_texts), len(chunk_texts), self._embedder)
-            per_turn = [vecs[[j for j, o in enumerate(owners) if o == i]] for i in range(len(parsed))]
+            per_turn = np.split(vecs, np.cumsum(counts)[:-1])  # (chunks_i, dim) per turn
             ids = self._archive.add_turns(
                 rows, per_turn, strength=self.policy.initial_strength, pinned=[pin] * len(parsed)
             )
@@ -432,6 +432,7 @@ class Memory:
                         for _, _, r, rec in top
                     ],
                     now=t,
+                    seq=seq,
                 )
                 if self.reconsolidate and decode:
                     self._reconsolidate([rec for *_, rec in top])

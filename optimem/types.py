@@ -29,7 +29,7 @@ class Recollection:
     score: float | None  # similarity minus a retention penalty (optimem.forgetting.combine_score)
     similarity: float | None  # cosine similarity of the query and the turn's best chunk
     retention: float  # R = exp(-t/S) when it was recalled (before this recall strengthened it)
-    strength: float  # S, in the policy's clock unit
+    strength: float  # S, in the policy's clock unit (before this recall strengthened it)
     age_turns: int  # turns added to the namespace since this one
     age_seconds: float  # seconds since the turn's timestamp
     timestamp: float
