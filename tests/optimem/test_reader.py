@@ -41,6 +41,9 @@ def test_memory_with_the_tiny_model(tmp_path, tiny_reader):
         assert hit.turn_id == ids[0] and hit.tier == "base"
         assert isinstance(hit.text, str) and 0.0 <= hit.confidence <= 1.0  # random weights read noise
         assert m.stats().archived_text_tokens > 0
+        m.consolidate(now=10_000)  # everything fades to gist: the model reads 384 px pages
+        hit = m.recall(texts[0], k=1)[0]
+        assert hit.turn_id == ids[0] and hit.tier == "gist" and 0.0 <= hit.confidence <= 1.0
 
 
 def test_load_reader_arguments(tiny_model_dir, tmp_path):
