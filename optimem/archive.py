@@ -401,9 +401,14 @@ class Archive:
                         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                     finally:
                         os.close(fd)
+                    where = (
+                        "this process (another Memory or Archive)"
+                        if holder == str(os.getpid())
+                        else (f"another process (pid {holder})")
+                    )
                     raise StoreLockedError(
-                        f"the store {self.path} is open for writing in another process (pid {holder}); waited "
-                        f"{timeout:g} s. Close it there, pass a larger lock_timeout, or open with read_only=True"
+                        f"the store {self.path} is open for writing in {where}; waited {timeout:g} s. Close it "
+                        "there, pass a larger lock_timeout, or open with read_only=True"
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)

@@ -203,3 +203,11 @@ def test_second_writer_gets_a_clear_error_then_waits(tmp_path):
     assert q.wait(timeout=30) == 0
     a.close()
     assert os.path.exists(store / "lock")
+
+
+def test_second_writer_in_the_same_process_is_named(tmp_path):
+    a = Archive.open(tmp_path / "s")
+    with pytest.raises(StoreLockedError, match="this process"):
+        Archive.open(tmp_path / "s", lock_timeout=0)
+    a.close()
+    Archive.open(tmp_path / "s", lock_timeout=0).close()
