@@ -121,7 +121,8 @@ def evaluate_memory(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
     hits = {k: [] for k in ks}
     fracs = {k: [] for k in ks}
     cats: list[int] = []
-    n_turns, t_add = 0, 0.0
+    n_turns, t_add, visual, text_tokens = 0, 0.0, 0, 0
+    pages: dict[str, int] = {}
     for conv in convs:
         with tempfile.TemporaryDirectory() as d, Memory(d + "/store", model=_CountingReader(), embedder=embedder) as m:
             t0 = time.perf_counter()
@@ -140,6 +141,16 @@ def evaluate_memory(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
                     found = len(evidence & set(ranked[:k]))
                     hits[k].append(found == len(evidence))
                     fracs[k].append(found / len(evidence))
+            st = m.stats()
+            for tier, n in st.pages.items():
+                pages[tier] = pages.get(tier, 0) + n
+            visual += st.visual_tokens
+            text_tokens += st.archived_text_tokens
+    print(
+        f"(through Memory: {n_turns} turns; archived pages per tier {pages} = {visual} visual tokens for "
+        f"{text_tokens} text tokens at 4 chars/token: {text_tokens / max(visual, 1):.2f} text tokens per visual token)",
+        file=sys.stderr,
+    )
     return {
         "cats": np.array(cats),
         "hits": {k: np.array(v) for k, v in hits.items()},
