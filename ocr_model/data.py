@@ -84,11 +84,9 @@ def slot_table(grid: int) -> np.ndarray:
     return table
 
 
-def glyph_targets(page: render.Page, grid: int, n_rows: int | None = None) -> np.ndarray:
-    """(g, g, S) int64 glyph classes per token slot; -100 where a slot owns no cell (or its row is masked)."""
+def glyph_targets(page: render.Page, grid: int) -> np.ndarray:
+    """(g, g, S) int64 glyph classes per token slot; -100 where a slot owns no cell."""
     cls = glyph_classes(page.cell_codes())
-    if n_rows is not None:
-        cls[n_rows:] = 0  # rows blanked out by the curriculum crop are blank on the image too
     table = slot_table(grid)
     flat = cls.reshape(-1)
     out = np.where(table >= 0, flat[np.clip(table, 0, None)], -100)
@@ -316,6 +314,9 @@ class Stage:
     max_rows: int                       # rows kept on the page (1..ROWS); rows below are blanked
     min_rows: int = 1
     tiers: tuple[str, ...] = ("base",)
+    # Move the kept rows down by a random multiple of 5 rows (= 128 px, so cells stay on the same grid of
+    # visual tokens): every page position is trained from the first step, not only the top rows.
+    anywhere: bool = True
     mix: tuple[tuple[str, float], ...] = (("random_chars", 0.3), ("random_words", 0.15), ("structured", 0.15),
                                           ("prose", 0.15), ("dialogue", 0.1), ("code", 0.15))
 
@@ -329,28 +330,38 @@ def make_page(corpus: Corpus, stage: Stage, rng: random.Random, kind: str | None
     text = corpus.sample(kind, rng, n_chars=min(3200, n_rows * render.COLS + 200))
     page = render.render_plain_page(text)
     if n_rows < render.ROWS:
-        page = crop_rows(page, n_rows)
+        shift = 5 * rng.randint(0, (render.ROWS - n_rows) // 5) if stage.anywhere else 0
+        page = crop_rows(page, n_rows, shift)
     return page, n_rows, kind
 
 
-def crop_rows(page: render.Page, n_rows: int) -> render.Page:
-    """Keep the first `n_rows` rows of a plain page: blank the image below them and drop their text."""
-    from PIL import ImageDraw
+SHIFT_UNIT = 5  # rows; 5 * CELL_H = 128 px = 2 visual tokens at 1024 px, so the slot geometry is unchanged
 
-    image = page.image.copy()
+
+def crop_rows(page: render.Page, n_rows: int, shift: int = 0) -> "CroppedPage":
+    """Keep the first `n_rows` rows of a plain page, blank the rest, and move them down `shift` rows."""
+    from PIL import Image
+
+    if shift % SHIFT_UNIT or shift < 0 or shift + n_rows > render.ROWS:
+        raise ValueError(f"shift must be a multiple of {SHIFT_UNIT} rows keeping {n_rows} rows on the page, got {shift}")
     top = round(render.MARGIN_Y + n_rows * render.CELL_H)
-    ImageDraw.Draw(image).rectangle([0, top, render.PAGE_SIZE, render.PAGE_SIZE], fill=255)
-    return CroppedPage(page, image, n_rows)
+    dy = round(shift * render.CELL_H)
+    image = Image.new("L", page.image.size, 255)
+    image.paste(page.image.crop((0, 0, render.PAGE_SIZE, top)), (0, dy))
+    return CroppedPage(page, image, n_rows, shift)
 
 
 class CroppedPage:
-    """A plain page with its rows below `n_rows` blanked: the same interface the training code reads."""
+    """A plain page with only `n_rows` rows kept (moved down by `shift` rows): what the training code reads.
 
-    def __init__(self, page: render.Page, image, n_rows: int):
+    Its text is the kept rows alone (the blank rows above them are not part of the reading target)."""
+
+    def __init__(self, page: render.Page, image, n_rows: int, shift: int = 0):
         self.image = image
         self.lines = tuple(page.lines[:n_rows])
-        self._codes = page.cell_codes().copy()
-        self._codes[n_rows:] = 0
+        codes = np.zeros_like(page.cell_codes())
+        codes[shift:shift + n_rows] = page.cell_codes()[:n_rows]
+        self._codes = codes
 
     @property
     def text(self) -> str:

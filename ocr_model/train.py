@@ -19,12 +19,13 @@ Logs: `<out>/log.jsonl` (one JSON object per log/eval line) and stdout. Checkpoi
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import math
 import os
 import random
 import time
-from dataclasses import asdict
+import multiprocessing as mp
 
 import numpy as np
 import torch
@@ -80,9 +81,13 @@ def make_glyph_heads(dim: int) -> nn.ModuleDict:
 # batches: rendered by DataLoader workers, one tier per batch
 
 class PageBatches(torch.utils.data.IterableDataset):
-    def __init__(self, corpus_dir: str, split: str, stage: data.Stage, tokenizer_path: str, batch_size: int,
+    """Endless batches for the current curriculum stage. The stage index lives in shared memory, so the
+    trainer advances the curriculum without tearing down its render workers (recreating a DataLoader
+    mid-run crashed a 4-GPU run: the old workers' shared-memory batches piled up)."""
+
+    def __init__(self, corpus_dir: str, split: str, stage_index, tokenizer_path: str, batch_size: int,
                  max_tokens: int, seed: int):
-        self.corpus_dir, self.split, self.stage = corpus_dir, split, stage
+        self.corpus_dir, self.split, self.stage_index = corpus_dir, split, stage_index
         self.tokenizer_path, self.batch_size, self.max_tokens, self.seed = tokenizer_path, batch_size, max_tokens, seed
 
     def __iter__(self):
@@ -92,8 +97,9 @@ class PageBatches(torch.utils.data.IterableDataset):
         corpus = data.Corpus(self.corpus_dir, self.split)
         tok = Tokenizer.from_file(self.tokenizer_path)
         while True:
-            tier = rng.choice(self.stage.tiers)
-            yield make_batch(corpus, tok, self.stage, tier, self.batch_size, self.max_tokens, rng)
+            stage = STAGES[self.stage_index.value]
+            tier = rng.choice(stage.tiers)
+            yield make_batch(corpus, tok, stage, tier, self.batch_size, self.max_tokens, rng)
 
 
 def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None) -> dict:
@@ -229,7 +235,7 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations")
     ap.add_argument("--eval-pages", type=int, default=32, help="held-out pages per evaluation batch (2 batches per tier)")
     ap.add_argument("--eval-full", type=int, default=1, help="1: also evaluate full 1024 px pages at every stage")
-    ap.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints")
+    ap.add_argument("--ckpt-every", type=int, default=300, help="steps between checkpoints")
     ap.add_argument("--workers", type=int, default=12, help="render workers per GPU")
     ap.add_argument("--seed", type=int, default=1234, help="base random seed")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
@@ -239,6 +245,7 @@ def main(argv=None) -> None:
     # batches are large tensors handed over by many worker processes: share them through files, not
     # file descriptors (the fd strategy ran out of descriptors with 4 ranks x 14 workers)
     torch.multiprocessing.set_sharing_strategy("file_system")
+    faulthandler.enable()  # a crash in any rank prints its Python stack into the log
     distributed = "RANK" in os.environ
     if distributed:
         dist.init_process_group("nccl")
@@ -286,11 +293,11 @@ def main(argv=None) -> None:
     fwd_model = torch.compile(model) if args.compile else model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    def loader_for(stage_idx: int, step: int):
-        ds = PageBatches(args.corpus, "train", STAGES[stage_idx], tok_path, args.batch_size, args.max_tokens,
-                         seed=args.seed + 7919 * rank + 104729 * step)
-        return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
-                                                prefetch_factor=4 if args.workers else None, persistent_workers=False))
+    shared_stage = mp.Value("i", state["stage"])  # read by every render worker before each batch
+    ds = PageBatches(args.corpus, "train", shared_stage, tok_path, args.batch_size, args.max_tokens,
+                     seed=args.seed + 7919 * rank + 104729 * state["step"])
+    batches = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
+                                               prefetch_factor=2 if args.workers else None))
 
     heldout = data.Corpus(args.corpus, "heldout")
     eval_tok = Tokenizer.from_file(tok_path)
@@ -317,7 +324,6 @@ def main(argv=None) -> None:
     log({"event": "start", "world": world, "params": sum(p.numel() for p in model.parameters()),
          "glyph_head_params": sum(p.numel() for p in heads.parameters()), "args": vars(args), "state": state})
     stage_idx = state["stage"]
-    batches = loader_for(stage_idx, state["step"])
     ev = eval_batches(stage_idx) if master else None
     t0, t_last, pages_last = time.time(), time.time(), state["pages"]
     seconds0 = state["seconds"]
@@ -382,10 +388,11 @@ def main(argv=None) -> None:
             if advance.item() > 0:
                 stage_idx += 1
                 state["stage"] = stage_idx
+                shared_stage.value = stage_idx
                 log({"event": "advance", "step": state["step"], "stage": STAGES[stage_idx].name})
-                del batches
-                batches = loader_for(stage_idx, state["step"])
                 ev = eval_batches(stage_idx) if master else None
+                if master:  # keep every stage reached
+                    save_checkpoint(os.path.join(args.out, "ckpt"), model, heads, opt, dict(state), tokenizer)
         if master and (state["step"] % args.ckpt_every == 0 or done):
             state["seconds"] = seconds0 + time.time() - t0
             save_checkpoint(os.path.join(args.out, "ckpt"), model, heads, opt, dict(state), tokenizer)

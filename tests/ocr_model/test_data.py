@@ -76,9 +76,26 @@ def test_sample_kinds_render_to_pages(corpus_dir, kind):
     assert got_kind == kind and 3 <= n_rows <= 5
     assert len(page.text.split("\n")) <= n_rows
     pixels = np.asarray(page.image)
-    top = round(render.MARGIN_Y + n_rows * render.CELL_H)
-    assert (pixels[top:] == 255).all(), "rows below the crop must be blank"
-    assert (page.cell_codes()[n_rows:] == 0).all()
+    codes = page.cell_codes()
+    used = np.nonzero(codes.any(axis=1))[0]
+    if len(used):  # the kept rows sit in one block, moved down by a multiple of 5 rows
+        first = int(used[0])
+        assert used[-1] < first + n_rows and (first % data.SHIFT_UNIT == 0 or page.lines[0] == "")
+        top = round(render.MARGIN_Y + (first + n_rows) * render.CELL_H)
+        assert (pixels[top:] == 255).all(), "rows below the kept block must be blank"
+
+
+def test_crop_rows_shift_moves_pixels_and_codes_together():
+    page = render.render_plain_page("abc\ndef\nghi")
+    moved = data.crop_rows(page, 2, shift=10)
+    assert moved.text == "abc\ndef"
+    assert (moved.cell_codes()[10, :3] == [ord("a"), ord("b"), ord("c")]).all()
+    assert not moved.cell_codes()[:10].any() and not moved.cell_codes()[12:].any()
+    dy = round(10 * render.CELL_H)
+    top = round(render.MARGIN_Y + 2 * render.CELL_H)
+    assert (np.asarray(moved.image)[dy:dy + top] == np.asarray(page.image)[:top]).all()
+    with pytest.raises(ValueError, match="multiple of 5"):
+        data.crop_rows(page, 2, shift=3)
 
 
 def test_random_text_is_seeded():

@@ -75,3 +75,18 @@ def test_make_batch_shapes(corpus_dir):  # noqa: F811
         assert real[-1] == tok.eos_id
     x = train.to_model_input(b["pixels"])
     assert x.shape == (3, 3, 640, 640) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+
+
+def test_workers_follow_the_shared_stage_index(corpus_dir):  # noqa: F811
+    import multiprocessing as mp
+
+    if not os.path.exists(TOKENIZER):
+        pytest.skip("shipped tokenizer missing")
+    stage = mp.Value("i", 0)
+    ds = train.PageBatches(corpus_dir, "train", stage, TOKENIZER, batch_size=4, max_tokens=2048, seed=0)
+    it = iter(ds)
+    rows = lambda b: int((b["glyphs"] > 0).any(dim=-1).any(dim=2).sum(dim=1).max())  # noqa: E731  token rows with ink
+    first = next(it)
+    assert train.STAGES[0].max_rows <= 2 and rows(first) <= 2  # 2 text rows span at most 2 token rows
+    stage.value = 3  # full pages
+    assert max(rows(next(it)) for _ in range(3)) > 2
