@@ -99,7 +99,13 @@ class PageBatches(torch.utils.data.IterableDataset):
         while True:
             stage = STAGES[self.stage_index.value]
             tier = rng.choice(stage.tiers)
-            yield make_batch(corpus, tok, stage, tier, self.batch_size, self.max_tokens, rng)
+            yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier), rng)
+
+
+def token_budget(max_tokens: int, tier: str, max_positions: int = 2048) -> int:
+    """Text tokens (incl. EOS) that fit after [BOS] + the tier's visual positions in `max_positions`."""
+    g = TIER_GRID[tier]
+    return min(max_tokens, max_positions - 1 - (g * (g + 1) + 1))
 
 
 def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None) -> dict:
@@ -109,7 +115,10 @@ def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None)
         page, n_rows, _ = data.make_page(corpus, stage, rng, kind)
         pixels.append(data.page_pixels(page, tier))
         glyphs.append(data.glyph_targets(page, grid))
-        ids.append(tok.encode(page.text)[: max_tokens - 1] + [tok.eos_id])
+        x = tok.encode(page.text) + [tok.eos_id]
+        # a page too long for the budget is a prefix with NO end-of-text: teaching EOS mid-page would teach
+        # the reader to stop early on dense pages
+        ids.append(x[:max_tokens])
     T = max(len(x) for x in ids)
     input_ids = torch.full((batch_size, T), tok.pad_id, dtype=torch.long)
     labels = torch.full((batch_size, T), -100, dtype=torch.long)
@@ -224,7 +233,7 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", type=float, default=20.0, help="stop (and checkpoint) after this much wall time")
     ap.add_argument("--max-steps", type=int, default=10**9, help="stop after this many steps")
     ap.add_argument("--batch-size", type=int, default=48, help="pages per GPU per step")
-    ap.add_argument("--max-tokens", type=int, default=1024, help="text tokens kept per page (incl. EOS)")
+    ap.add_argument("--max-tokens", type=int, default=1700, help="text tokens kept per page (incl. EOS; also capped by max_positions)")
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (constant after warmup)")
     ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     ap.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices")
@@ -306,9 +315,10 @@ def main(argv=None) -> None:
         rng = random.Random(99)  # the same held-out pages at every evaluation of a stage
         stage = STAGES[stage_idx]
         n = args.eval_pages
-        out = [make_batch(heldout, eval_tok, stage, tier, n, args.max_tokens, rng) for tier in stage.tiers for _ in range(2)]
+        out = [make_batch(heldout, eval_tok, stage, tier, n, token_budget(args.max_tokens, tier), rng)
+               for tier in stage.tiers for _ in range(2)]
         if stage.name != "full" and args.eval_full:  # also track full 1024 px pages: the first milestone
-            out += [make_batch(heldout, eval_tok, STAGES[3], "base", n, args.max_tokens, rng)]
+            out += [make_batch(heldout, eval_tok, STAGES[3], "base", n, token_budget(args.max_tokens, "base"), rng)]
             out[-1]["tier"] = "fullbase"
         return out
 

@@ -69,10 +69,15 @@ def test_make_batch_shapes(corpus_dir):  # noqa: F811
     assert b["pixels"].shape == (3, 640, 640)
     assert b["glyphs"].shape[:3] == (3, 10, 10)
     assert b["input_ids"].shape == b["labels"].shape and b["input_ids"].shape[1] <= 64
-    # every page ends with EOS in its labels, padding is ignored
+    # a page that fits ends with EOS; a page cut at the budget carries no EOS at all; padding is ignored
     for row in b["labels"].tolist():
         real = [t for t in row if t != -100]
-        assert real[-1] == tok.eos_id
+        if len(real) < 64:
+            assert real[-1] == tok.eos_id and tok.eos_id not in real[:-1]
+        else:
+            assert tok.eos_id not in real
+    assert train.token_budget(5000, "base") == 2048 - 1 - 273
+    assert train.token_budget(100, "tiny") == 100
     x = train.to_model_input(b["pixels"])
     assert x.shape == (3, 3, 640, 640) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
 
