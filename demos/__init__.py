@@ -1,0 +1,1 @@
+"""Runnable demos of optimem: `python -m demos.needle_in_haystack` (the project's main job)."""

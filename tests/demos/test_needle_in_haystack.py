@@ -1,0 +1,95 @@
+"""Smoke tests of the needle-in-a-haystack demo: tiny sizes, a random tiny-debug model, hashing embedder."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("quicktok")
+
+from demos import needle_in_haystack as niah  # noqa: E402
+
+
+def _count(text: str) -> int:
+    return len(text.split())
+
+
+def test_needles_are_distinct_and_answerable():
+    needles = niah.make_needles(12, random.Random(0))
+    assert len({(n.what, n.of) for n in needles}) == 12
+    for n in needles:
+        assert n.value in n.statement and n.of in n.question and n.value not in n.question
+
+
+def test_build_haystack_places_needles_at_depths():
+    pool = [[{"role": "user", "text": f"turn {i} " + "word " * 20}] for i in range(10)]
+    needles = niah.make_needles(3, random.Random(1))
+    turns, pos, recycled = niah.build_haystack(pool, 500, needles, [0, 50, 100], _count, random.Random(2))
+    assert recycled  # 10 turns of ~22 words cannot make 500 words without reusing the pool
+    assert pos[0] == 0 and pos[2] == len(turns) - 1
+    assert 0.4 < pos[1] / len(turns) < 0.6
+    for k, p in enumerate(pos):
+        assert turns[p]["text"] == needles[k].statement
+    haystack_words = sum(_count(f"{t['role']}: {t['text']}") for t in turns if "needle" not in t)
+    assert haystack_words >= 500
+
+
+def test_load_haystack_formats(tmp_path):
+    locomo = [{"conversation": {"speaker_a": "A", "speaker_b": "B", "session_1_date_time": "x",
+                                "session_1": [{"speaker": "A", "dia_id": "D1:1", "text": "hello there"},
+                                              {"speaker": "B", "dia_id": "D1:2", "text": "hi"}],
+                                "session_2_date_time": "y",
+                                "session_2": [{"speaker": "A", "dia_id": "D2:1", "text": "again"}]}}]
+    (tmp_path / "l.json").write_text(json.dumps(locomo))
+    convs, desc = niah.load_haystack(str(tmp_path / "l.json"))
+    assert [[t["text"] for t in c] for c in convs] == [["hello there", "hi"], ["again"]]
+    assert convs[0][0]["role"] == "A" and "2 sessions" in desc
+    (tmp_path / "m.jsonl").write_text('{"role": "user", "content": "one"}\n{"role": "assistant", "content": "two"}\n')
+    convs, _ = niah.load_haystack(str(tmp_path / "m.jsonl"))
+    assert [(t["role"], t["text"]) for t in convs[0]] == [("user", "one"), ("assistant", "two")]
+    (tmp_path / "t.txt").write_text("para one\n\npara two\n\n\npara three")
+    convs, _ = niah.load_haystack(str(tmp_path / "t.txt"))
+    assert [t["role"] for t in convs[0]] == ["user", "assistant", "user"]
+    with pytest.raises(SystemExit, match="no such file"):
+        niah.load_haystack(str(tmp_path / "missing.json"))
+
+
+def _run(tmp_path, model_dir, *extra):
+    out = tmp_path / "out"
+    args = ["--model", str(model_dir), "--lengths", "300,700", "--depths", "0,100", "--max-new-tokens", "4",
+            "--embedder", "hashing", "--working-tokens", "300", "--threads", "1", "--quiet", "--out", str(out), *extra]
+    return niah.main(args), out
+
+
+def test_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir):
+    results, out = _run(tmp_path, tiny_model_dir, "--budget", "200")
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"] == json.loads(json.dumps(results["summary"]))
+    for system in niah.SYSTEMS:
+        s = saved["summary"][system]
+        assert {"retrieval_hit_rate", "exact_rate", "mean_context_tokens"} <= set(s)
+        rows = [t for t in saved["trials"] if t["system"] == system]
+        assert len(rows) == 4
+        assert s["exact_rate"] == sum(t["exact"] for t in rows) / 4
+        assert all(t["context_tokens"] <= 200 for t in rows)
+    opt = [t for t in saved["trials"] if t["system"] == "optimem"]
+    # the deepest needles were paged out (300-token working memory) and read back by a random model
+    assert all(t["tier"] != "verbatim" for t in opt if t["depth"] == 0)
+    # the newest needle is the last turn: verbatim, and the truncated window holds it
+    assert all(t["tier"] == "verbatim" for t in opt if t["depth"] == 100)
+    trunc = {(t["length"], t["depth"]): t for t in saved["trials"] if t["system"] == "truncation"}
+    assert all(trunc[(n, 100)]["exact"] for n in (300, 700))
+    assert not any(trunc[(n, 0)]["exact"] for n in (300, 700))  # 200 tokens cannot reach back to the start
+    assert saved["stores"][0]["turns_archived"] > 0
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "table.md").read_text()
+    assert all(s in table for s in niah.SYSTEMS)
+
+
+def test_a_budget_over_the_history_lets_truncation_see_everything(tmp_path, tiny_model_dir):
+    results, _ = _run(tmp_path, tiny_model_dir, "--budget", "100000", "--lengths", "300")
+    assert results["summary"]["truncation"]["exact_rate"] == 1.0
+    assert results["summary"]["truncation"]["mean_context_tokens"] == results["trials"][0]["history_tokens"]
