@@ -459,7 +459,8 @@ def run(args: argparse.Namespace) -> dict:
         needles = make_needles(len(depths), rng)
         turns, positions, recycled = build_haystack(pool, length, needles, depths, count, rng)
         plans.append((length, needles, turns, positions, recycled))
-    bar = _Progress(sum(len(p[2]) for p in plans) + sum(len(p[1]) for p in plans), args.quiet)
+    # a recall (embed, search, read pages) costs about as much as 10 adds: weigh it so, for the bar's estimate
+    bar = _Progress(sum(len(p[2]) for p in plans) + 10 * sum(len(p[1]) for p in plans), args.quiet)
 
     trials: list[dict] = []
     stores: list[dict] = []
@@ -508,7 +509,7 @@ def run(args: argparse.Namespace) -> dict:
                     "pages_read_tiers": sorted({h.tier for h in hits if h.tier != "verbatim"}),
                     "recall_seconds": round(recall_s, 3),
                 })
-                bar.update(1, f"{length // 1000}k tokens: recall")
+                bar.update(10, f"{length // 1000}k tokens: recall")
             stores.append({
                 "length": length, "turns": len(turns), "history_tokens": len(all_tokens), "pool_recycled": recycled,
                 "strength": strength, "turns_verbatim": st.turns_verbatim, "turns_archived": st.turns_archived,
@@ -605,8 +606,12 @@ def write_table(results: dict, path: Path) -> str:
     return text
 
 
-def write_heatmap(results: dict, path: Path) -> None:
-    import matplotlib
+def write_heatmap(results: dict, path: Path) -> bool:
+    """heatmap.png; False (and nothing written) when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -639,6 +644,7 @@ def write_heatmap(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -674,10 +680,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     table = write_table(results, out / "table.md")
-    write_heatmap(results, out / "heatmap.png")
+    drew = write_heatmap(results, out / "heatmap.png")
     if not args.quiet:
         print(table)
-        print(f"wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'heatmap.png'}")
+        print(f"wrote {out / 'results.json'}, {out / 'table.md'}"
+              + (f", {out / 'heatmap.png'}" if drew else " (no heatmap.png: pip install matplotlib)"))
     return results
 
 

@@ -7,10 +7,20 @@ import random
 
 import pytest
 
-pytest.importorskip("matplotlib")
-pytest.importorskip("quicktok")
+from demos import needle_in_haystack as niah
 
-from demos import needle_in_haystack as niah  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def _counter(monkeypatch):
+    """cl100k when quicktok-v1 is installed (the bench extra); else whitespace words, same code path."""
+    try:
+        import quicktok  # noqa: F401
+    except ImportError:
+        monkeypatch.setattr(niah, "token_counter", lambda: ("words", _words, lambda ids: " ".join(ids)))
+
+
+def _words(text: str) -> list[str]:
+    return text.split(" ")
 
 
 def _count(text: str) -> int:
@@ -84,7 +94,12 @@ def test_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir):
     assert all(trunc[(n, 100)]["exact"] for n in (300, 700))
     assert not any(trunc[(n, 0)]["exact"] for n in (300, 700))  # 200 tokens cannot reach back to the start
     assert saved["stores"][0]["turns_archived"] > 0
-    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    try:
+        import matplotlib  # noqa: F401
+
+        assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    except ImportError:
+        assert not (out / "heatmap.png").exists()
     table = (out / "table.md").read_text()
     assert all(s in table for s in niah.SYSTEMS)
 
