@@ -160,10 +160,29 @@ def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight:
 
 
 @torch.no_grad()
-def evaluate(model, heads, batches: list[dict], device, autocast) -> dict:
-    """Held-out glyph accuracy, teacher-forced token accuracy, and the image-usage gap (other page - real)."""
+def greedy_precision(model, batch: dict, tokenizer, device, autocast, n_pages: int = 8, max_new_tokens: int = 300) -> float:
+    """Mean character precision of plain greedy decodes (eager loop) against the pages' text prefixes."""
+    from ocr_model.eval import char_precision
+
+    pixels = to_model_input(batch["pixels"][:n_pages].to(device))
+    with autocast:
+        gens = model.generate(model.encode(pixels), max_new_tokens=max_new_tokens, cuda_graph=False)
+    scores = []
+    for g, ids in zip(gens, batch["input_ids"][:n_pages].tolist()):
+        ref_ids = [t for t in ids if t not in (tokenizer.pad_id, tokenizer.eos_id)][: len(g.token_ids) if not g.eos else None]
+        scores.append(char_precision(tokenizer.decode(ref_ids), tokenizer.decode(g.token_ids)))
+    return float(np.mean(scores))
+
+
+@torch.no_grad()
+def evaluate(model, heads, batches: list[dict], device, autocast, tokenizer=None, decode_tokens: int = 300) -> dict:
+    """Held-out glyph accuracy, teacher-forced token accuracy, and the image-usage gap (other page - real);
+    with a tokenizer, also the character precision of greedy decodes of the first batch's first pages."""
     model.eval()
     sums: dict[str, float] = {}
+    if tokenizer is not None:
+        sums[f"{batches[0]['tier']}/greedy_cp"] = greedy_precision(model, batches[0], tokenizer, device, autocast,
+                                                                   max_new_tokens=decode_tokens)
     for batch in batches:
         with autocast:
             _, m, out = compute_losses(model, heads, batch, device, 0.0, 0.0)
@@ -244,6 +263,8 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations")
     ap.add_argument("--eval-pages", type=int, default=32, help="held-out pages per evaluation batch (2 batches per tier)")
     ap.add_argument("--eval-full", type=int, default=1, help="1: also evaluate full 1024 px pages at every stage")
+    ap.add_argument("--decode-every", type=int, default=1000, help="steps between greedy-decode checks (0: never)")
+    ap.add_argument("--decode-tokens", type=int, default=300, help="new tokens per page in the greedy-decode check")
     ap.add_argument("--ckpt-every", type=int, default=300, help="steps between checkpoints")
     ap.add_argument("--workers", type=int, default=12, help="render workers per GPU")
     ap.add_argument("--seed", type=int, default=1234, help="base random seed")
@@ -387,7 +408,9 @@ def main(argv=None) -> None:
         if state["step"] % args.eval_every == 0 or done:
             advance = torch.zeros((), device=device)
             if master:
-                res = evaluate(model, heads, ev, device, autocast)
+                decode = args.decode_every and state["step"] % args.decode_every == 0
+                res = evaluate(model, heads, ev, device, autocast, eval_tok if decode or done else None,
+                               args.decode_tokens)
                 log({"eval_step": state["step"], "stage": STAGES[stage_idx].name, **res})
                 stage_tiers = STAGES[stage_idx].tiers
                 ok = all(res.get(f"{t}/glyph_acc", 0.0) >= args.advance_at for t in stage_tiers)

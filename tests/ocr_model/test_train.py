@@ -37,12 +37,12 @@ def test_train_runs_checkpoints_and_resumes(tmp_path, corpus_dir):  # noqa: F811
     cfg.write_text(json.dumps(MICRO))
     out = str(tmp_path / "run")
     common = ["--corpus", corpus_dir, "--out", out, "--batch-size", "2", "--workers", "0", "--eval-pages", "2",
-              "--eval-full", "0", "--device", "cpu", "--tokenizer", TOKENIZER]
+              "--eval-full", "0", "--device", "cpu", "--tokenizer", TOKENIZER, "--decode-tokens", "8"]
     train.main(["--config", str(cfg), "--max-steps", "2", "--eval-every", "2", *common])
     log = _log(out)
     ev = [r for r in log if "eval_step" in r]
     assert ev and ev[-1]["eval_step"] == 2
-    for key in ("base/glyph_acc", "base/text_loss", "base/tok_acc", "base/gap"):
+    for key in ("base/glyph_acc", "base/text_loss", "base/tok_acc", "base/gap", "base/greedy_cp"):
         assert key in ev[-1] and ev[-1][key] == ev[-1][key]  # present and not NaN
     ckpt = os.path.join(out, "ckpt")
     state = json.loads(open(os.path.join(ckpt, "state.json")).read())
