@@ -28,14 +28,13 @@ import argparse
 import gzip
 import hashlib
 import json
-import math
 import os
 import random
 import string
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +61,7 @@ def glyph_classes(codes: np.ndarray) -> np.ndarray:
     return cls
 
 
-@lru_cache(maxsize=None)
+@cache
 def slot_table(grid: int) -> np.ndarray:
     """For a g x g token grid: flat cell index (r * COLS + c) for each (token row, token col, slot), -1 if none.
 
@@ -112,7 +111,7 @@ def _prose_docs() -> list[tuple[str, str]]:
         for k in range(0, len(text), 20000):
             docs.append((f"jargon:{k}", text[k:k + 20000]))
     try:
-        kjv = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], capture_output=True, text=True, timeout=120).stdout
+        kjv = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], capture_output=True, text=True, timeout=120, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         kjv = ""
     for k in range(0, len(kjv), 20000):
@@ -338,7 +337,7 @@ def make_page(corpus: Corpus, stage: Stage, rng: random.Random, kind: str | None
 SHIFT_UNIT = 5  # rows; 5 * CELL_H = 128 px = 2 visual tokens at 1024 px, so the slot geometry is unchanged
 
 
-def crop_rows(page: render.Page, n_rows: int, shift: int = 0) -> "CroppedPage":
+def crop_rows(page: render.Page, n_rows: int, shift: int = 0) -> CroppedPage:
     """Keep the first `n_rows` rows of a plain page, blank the rest, and move them down `shift` rows."""
     from PIL import Image
 

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 
 import numpy as np
@@ -104,9 +103,8 @@ def run_texts(args) -> None:
             t0 = time.time()
             res = reader.read([p.image for p in pages], args.tier)
             dt = (time.time() - t0) / len(chunk)
-            for it, page, r in zip(chunk, pages, res):
-                out.write(json.dumps({"id": it.get("id"), "reference": page.text, "decoded": r["decoded"],
-                                      "visual_tokens": r["visual_tokens"], "eos": r["eos"], "seconds": round(dt, 3)}) + "\n")
+            out.writelines(json.dumps({"id": it.get("id"), "reference": page.text, "decoded": r["decoded"],
+                                      "visual_tokens": r["visual_tokens"], "eos": r["eos"], "seconds": round(dt, 3)}) + "\n" for it, page, r in zip(chunk, pages, res))
 
 
 def report(args) -> dict:

@@ -21,18 +21,17 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
-import math
+import multiprocessing as mp
 import os
 import random
 import time
-import multiprocessing as mp
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from ocr_model import data
 from ocr_model.config import load_config
@@ -112,7 +111,7 @@ def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None)
     grid = TIER_GRID[tier]
     pixels, glyphs, ids = [], [], []
     for _ in range(batch_size):
-        page, n_rows, _ = data.make_page(corpus, stage, rng, kind)
+        page, _, _ = data.make_page(corpus, stage, rng, kind)
         pixels.append(data.page_pixels(page, tier))
         glyphs.append(data.glyph_targets(page, grid))
         x = tok.encode(page.text) + [tok.eos_id]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -45,13 +46,13 @@ def test_train_runs_checkpoints_and_resumes(tmp_path, corpus_dir):  # noqa: F811
     for key in ("base/glyph_acc", "base/text_loss", "base/tok_acc", "base/gap", "base/greedy_cp"):
         assert key in ev[-1] and ev[-1][key] == ev[-1][key]  # present and not NaN
     ckpt = os.path.join(out, "ckpt")
-    state = json.loads(open(os.path.join(ckpt, "state.json")).read())
+    state = json.loads(Path(ckpt, "state.json").read_text())
     assert state["step"] == 2 and state["pages"] == 4
     model, tok = load_pretrained(ckpt)
     assert model.cfg.name == "micro" and tok.vocab_size <= model.cfg.decoder.vocab_size
 
     train.main(["--resume", ckpt, "--max-steps", "3", "--eval-every", "100", *common])
-    assert json.loads(open(os.path.join(ckpt, "state.json")).read())["step"] == 3
+    assert json.loads(Path(ckpt, "state.json").read_text())["step"] == 3
     assert [r for r in _log(out) if r.get("event") == "done"][-1]["step"] == 3
 
 
@@ -90,7 +91,7 @@ def test_workers_follow_the_shared_stage_index(corpus_dir):  # noqa: F811
     stage = mp.Value("i", 0)
     ds = train.PageBatches(corpus_dir, "train", stage, TOKENIZER, batch_size=4, max_tokens=2048, seed=0)
     it = iter(ds)
-    rows = lambda b: int((b["glyphs"] > 0).any(dim=-1).any(dim=2).sum(dim=1).max())  # noqa: E731  token rows with ink
+    rows = lambda b: int((b["glyphs"] > 0).any(dim=-1).any(dim=2).sum(dim=1).max())
     first = next(it)
     assert train.STAGES[0].max_rows <= 2 and rows(first) <= 2  # 2 text rows span at most 2 token rows
     stage.value = 3  # full pages
