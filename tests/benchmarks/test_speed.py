@@ -1,0 +1,44 @@
+"""Smoke test of benchmarks/speed.py: tiny sizes, a random tiny-debug model; checks structure, not times."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_instant_reader_is_a_page_reader():
+    from optimem.reader import PageReader
+
+    speed = _load("speed")
+    assert isinstance(speed.InstantReader(), PageReader)
+
+
+def test_speed_end_to_end_with_a_tiny_model(tiny_model_dir, tmp_path, capsys):
+    speed = _load("speed")
+    out = tmp_path / "speed.json"
+    res = speed.main(["--model", str(tiny_model_dir), "--archive-sizes", "300,600", "--queries", "3", "--repeats", "1",
+                      "--decode-tokens", "4", "--add-turns", "12", "--threads", "1", "--k", "2",
+                      "--json", str(out), "--plot", str(tmp_path / "lat.png")])
+    saved = json.loads(out.read_text())
+    assert saved["render"]["pages"] >= 1 and saved["render"]["pages_per_s"] > 0
+    assert set(saved["model_speed"]["encode"]) == {f"{t}/b{b}" for t in speed.TIERS for b in (1, 4)}
+    assert saved["add"]["turns"] == 12
+    sizes = saved["recall"]["sizes"]
+    assert [int(k) for k in sizes] == [300, 600]
+    assert all(row["archived_turns"] >= int(k) for k, row in sizes.items())
+    assert saved["recall"]["with_model"]["queries"] == 3
+    b = saved["bytes"]
+    assert set(b["png_bytes_per_turn"]) == set(speed.TIERS)
+    assert b["png_bytes_per_turn"]["gist"] < b["png_bytes_per_turn"]["base"]  # fewer pixels, fewer bytes
+    assert "Recall latency" in capsys.readouterr().out
+    assert res["machine"] and (tmp_path / "lat.png").exists()
