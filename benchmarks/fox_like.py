@@ -265,17 +265,19 @@ def plot(results: dict, path: str) -> None:
     ax.plot(*zip(*sorted(paper64)), "k--o", label="DeepSeek-OCR, 64 vt (paper)", ms=4)
     ax.plot(*zip(*sorted(paper100)), "k:s", label="DeepSeek-OCR, 100 vt (paper)", ms=4)
     markers = {"gist": "v", "tiny": "o", "small": "s", "base": "D"}
+    colors = {}
     for reader in dict.fromkeys(r["reader"] for r in results["rows"]):
-        pts = []
         for t in results["config"]["tiers"]:
+            pts = []
             for lo, hi in BUCKETS:
                 s = [r for r in results["rows"] if r["reader"] == reader and r["tier"] == t and r["bucket"] == [lo, hi]]
                 if s:
-                    pts.append((np.mean([r["compression"] for r in s]), 100 * np.mean([r["fox_precision"] for r in s]), t))
-        line = ax.plot([p[0] for p in sorted(pts)], [p[1] for p in sorted(pts)], "-", alpha=0.3)[0]
-        for x, y, t in pts:
-            ax.plot(x, y, markers.get(t, "o"), color=line.get_color(), ms=5)
-        ax.plot([], [], "-o", color=line.get_color(), label=reader)
+                    pts.append((np.mean([r["compression"] for r in s]), 100 * np.mean([r["fox_precision"] for r in s])))
+            if pts:
+                kw = {"color": colors[reader]} if reader in colors else {}
+                line = ax.plot(*zip(*pts), "-" + markers.get(t, "o"), ms=5, alpha=0.8, **kw)[0]
+                colors.setdefault(reader, line.get_color())
+        ax.plot([], [], "-", color=colors.get(reader, "gray"), label=reader)
     for t, m in markers.items():
         if t in results["config"]["tiers"]:
             ax.plot([], [], m, color="gray", label=f"{t} ({TIER_TOKENS[t]} vt)")
