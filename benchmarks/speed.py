@@ -140,7 +140,9 @@ def bench_add(turns: list[dict], reader: Any, chunk: int = 50) -> dict:
             "pages": dict(st.pages), "embedder": m.embedder.name}
 
 
-def bench_recall(sizes: list[int], queries: int, model_reader: Any | None, k: int, seed: int) -> dict:
+def bench_recall(
+    sizes: list[int], queries: int, model_reader: Any | None, k: int, seed: int, model_queries: int = 3
+) -> dict:
     from optimem import HashingEmbedder, Memory
 
     turns = conversation(max(sizes) + 2000, seed)
@@ -177,7 +179,7 @@ def bench_recall(sizes: list[int], queries: int, model_reader: Any | None, k: in
         if model_reader is not None:
             m = Memory(store, model=model_reader, embedder=emb)
             lat = []
-            for q in qs[: max(3, min(8, len(qs)))]:
+            for q in qs[:model_queries]:
                 # every recall must read its pages: empty the decoded-page cache (cache_pages=0 is not used
                 # because Memory's cache then drops a page shared by two recalled turns after the first)
                 m._cache.clear()
@@ -219,7 +221,8 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    res: dict = {"machine": machine(), "torch_threads": torch.get_num_threads(), "repeats": args.repeats}
+    res: dict = {"machine": machine(), "torch_threads": torch.get_num_threads(), "repeats": args.repeats,
+                 "max_new_tokens": args.max_new_tokens}
     turns = conversation(400, args.seed)
     res["section_seconds"] = secs = {}
     t0 = time.perf_counter()
@@ -230,7 +233,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.no_model:
         from demos.needle_in_haystack import _load_reader
 
-        reader, res["model"] = _load_reader(args.model, 1200, 4)
+        reader, res["model"] = _load_reader(args.model, args.max_new_tokens, 4)
         print("encode / decode ...", file=sys.stderr)
         t0 = time.perf_counter()
         res["model_speed"] = bench_model(reader, turns, args.repeats, args.decode_tokens)
@@ -247,7 +250,7 @@ def run(args: argparse.Namespace) -> dict:
     if sizes:
         print("recall ...", file=sys.stderr)
         t0 = time.perf_counter()
-        res["recall"] = bench_recall(sizes, args.queries, reader, args.k, args.seed)
+        res["recall"] = bench_recall(sizes, args.queries, reader, args.k, args.seed, args.model_queries)
         secs["recall"] = time.perf_counter() - t0
     return res
 
@@ -278,7 +281,8 @@ def table(res: dict) -> str:
                          f"{nd['p50_ms']:.1f} ms | {nd['p95_ms']:.1f} ms | {dd['p50_ms']:.1f} ms | {dd['p95_ms']:.1f} ms |")
         if "with_model" in rc:
             w = rc["with_model"]
-            lines += ["", f"With the OCR model reading the pages ({w['archived_turns']:,} archived turns, "
+            lines += ["", f"With the OCR model reading the pages (at most {res['max_new_tokens']} tokens per page; "
+                      f"{w['archived_turns']:,} archived turns, "
                       f"{w['queries']} queries, page cache emptied before each): p50 {w['p50_s']:.1f} s, p95 {w['p95_s']:.1f} s per recall."]
     b = res["bytes"]
     lines += ["", f"Bytes per turn ({b['turns']} turns on {b['pages']} pages): raw UTF-8 text "
@@ -322,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--archive-sizes", default="1000,10000,100000", help="archived turns to time recall at ('' = skip)")
     ap.add_argument("--queries", type=int, default=40, help="recall queries per archive size")
     ap.add_argument("--k", type=int, default=5, help="turns per recall")
+    ap.add_argument("--model-queries", type=int, default=3, help="recalls timed with the real model reading pages")
+    ap.add_argument("--max-new-tokens", type=int, default=600,
+                    help="the model reader's cap on tokens per page (a full page is ~1000)")
     ap.add_argument("--repeats", type=int, default=5, help="repeats per timing (the median is reported)")
     ap.add_argument("--decode-tokens", type=int, default=200, help="tokens decoded per page in the decode timing")
     ap.add_argument("--add-turns", type=int, default=300, help="turns added in the add timing")
