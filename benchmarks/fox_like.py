@@ -38,6 +38,7 @@ import numpy as np
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # Tesseract: one thread is ~4x faster here than OpenMP's default
 
 BUCKETS = tuple((lo, lo + 100) for lo in range(600, 1300, 100))
+BELOW = (300, 600)  # not in the paper: most real prose and dialogue pages hold fewer than 600 cl100k tokens
 TIER_TOKENS = {"gist": 36, "tiny": 64, "small": 100, "base": 256}
 # DeepSeek-OCR Table 2 (Fox, English, 100 pages): bucket -> (64-token precision %, compression, 100-token
 # precision %, compression, pages)
@@ -52,8 +53,8 @@ PAPER = {
 }
 
 
-def bucket_of(n_tokens: int) -> tuple[int, int] | None:
-    for lo, hi in BUCKETS:
+def bucket_of(n_tokens: int, buckets: Sequence[tuple[int, int]] = BUCKETS) -> tuple[int, int] | None:
+    for lo, hi in buckets:
         if lo <= n_tokens < hi:
             return (lo, hi)
     return None
@@ -65,7 +66,12 @@ def squash(text: str) -> str:
 
 
 def sample_pages(
-    corpus: Any, per_bucket: int, count: Callable[[str], int], seed: int, max_tries: int = 4000
+    corpus: Any,
+    per_bucket: int,
+    count: Callable[[str], int],
+    seed: int,
+    max_tries: int = 4000,
+    buckets: Sequence[tuple[int, int]] = BUCKETS,
 ) -> list[dict]:
     """Held-out full pages, `per_bucket` per text-token bucket where the corpus can fill it."""
     from ocr_model import data
@@ -74,17 +80,19 @@ def sample_pages(
     rng = random.Random(seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
     kinds = [k for k in data.KINDS if k != "random_chars"]  # random characters are not a document
-    chosen: dict[tuple[int, int], list[dict]] = {b: [] for b in BUCKETS}
+    chosen: dict[tuple[int, int], list[dict]] = {b: [] for b in buckets}
     for i in range(max_tries):
         if all(len(v) >= per_bucket for v in chosen.values()):
             break
         kind = kinds[i % len(kinds)]
         page, _, _ = data.make_page(corpus, full, rng, kind)
         n = count(page.text)
-        b = bucket_of(n)
-        if b is not None and len(chosen[b]) < per_bucket:
+        b = bucket_of(n, buckets)
+        # mix kinds: during the first half of the tries, one kind may fill at most half a bucket
+        cap = -(-per_bucket // 2) if i < max_tries // 2 else per_bucket
+        if b is not None and len(chosen[b]) < per_bucket and sum(p["kind"] == kind for p in chosen[b]) < cap:
             chosen[b].append({"bucket": b, "kind": kind, "text_tokens": n, "page": page})
-    return [p for b in BUCKETS for p in chosen[b]]
+    return [p for b in buckets for p in chosen[b]]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -173,7 +181,8 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     counter_name, encode, _ = token_counter()
     corpus = data.Corpus(args.corpus, "heldout")
-    pages = sample_pages(corpus, args.pages, lambda t: len(encode(t)), args.seed, args.max_tries)
+    buckets = ((BELOW,) if args.below else ()) + BUCKETS
+    pages = sample_pages(corpus, args.pages, lambda t: len(encode(t)), args.seed, args.max_tries, buckets)
     filled = {p["bucket"] for p in pages}
     notes = [f"no held-out page fell in {lo}-{hi} tokens in {args.max_tries} tries (a 75 x 38 page of real text "
              "holds ~550-1000 cl100k tokens)" for lo, hi in BUCKETS if (lo, hi) not in filled]
@@ -218,17 +227,24 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _counts(items) -> dict:
+    out: dict = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
 def table(results: dict) -> str:
     """Markdown: per reader, bucket x tier Fox precision / char precision (compression), paper beside."""
     rows, tiers = results["rows"], results["config"]["tiers"]
     readers = list(dict.fromkeys(r["reader"] for r in rows))
     out = []
     for reader in readers:
-        head = "| text tokens | pages | " + " | ".join(f"{t} ({TIER_TOKENS[t]} vt)" for t in tiers)
+        head = "| text tokens | pages (kinds) | " + " | ".join(f"{t} ({TIER_TOKENS[t]} vt)" for t in tiers)
         head += " | paper 64 vt | paper 100 vt |"
         out += [f"**{reader}**: Fox word precision / character precision (compression)", "", head,
                 "|---|---|" + "---|" * (len(tiers) + 2)]
-        for lo, hi in BUCKETS:
+        for lo, hi in (BELOW,) + BUCKETS:
             sel = [r for r in rows if r["reader"] == reader and r["bucket"] == [lo, hi]]
             if not sel:
                 continue
@@ -238,9 +254,11 @@ def table(results: dict) -> str:
                 cells.append(f"{100 * np.mean([r['fox_precision'] for r in s]):.1f}% / "
                              f"{100 * np.mean([r['char_precision'] for r in s]):.1f}% "
                              f"({np.mean([r['compression'] for r in s]):.1f}x)")
-            p = PAPER[(lo, hi)]
-            n_pages = len({(r["text_tokens"], r["kind"]) for r in sel})
-            out.append(f"| {lo}-{hi} | {n_pages} | " + " | ".join(cells) + f" | {p[0]}% ({p[1]}x) | {p[2]}% ({p[3]}x) |")
+            p = PAPER.get((lo, hi))
+            paper = f" | {p[0]}% ({p[1]}x) | {p[2]}% ({p[3]}x) |" if p else " | (not in the paper) | |"
+            first = [r for r in sel if r["tier"] == sel[0]["tier"]]
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(_counts(r["kind"] for r in first).items()))
+            out.append(f"| {lo}-{hi} | {len(first)} ({kinds}) | " + " | ".join(cells) + paper)
         allc = []
         for t in tiers:
             s = [r for r in rows if r["reader"] == reader and r["tier"] == t]
@@ -269,7 +287,7 @@ def plot(results: dict, path: str) -> None:
     for reader in dict.fromkeys(r["reader"] for r in results["rows"]):
         for t in results["config"]["tiers"]:
             pts = []
-            for lo, hi in BUCKETS:
+            for lo, hi in (BELOW,) + BUCKETS:
                 s = [r for r in results["rows"] if r["reader"] == reader and r["tier"] == t and r["bucket"] == [lo, hi]]
                 if s:
                     pts.append((np.mean([r["compression"] for r in s]), 100 * np.mean([r["fox_precision"] for r in s])))
@@ -306,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed")
+    ap.add_argument("--below", action="store_true",
+                    help="also fill a 300-600 token bucket (not in the paper; where most prose and dialogue pages fall)")
     ap.add_argument("--max-tries", type=int, default=1500, help="held-out pages rendered while filling the buckets")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--plot", default=None, help="write the precision-vs-compression PNG here")
