@@ -305,8 +305,9 @@ def plot(res: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for key, label, style in (("no_decode", "recall, decode=False", "-o"),
                               ("decode_instant_reader", "recall, pages loaded (instant reader)", "-s")):
-        ax.plot(x, [r[key]["p50_ms"] for r in rows], style, label=f"{label} p50")
-        ax.plot(x, [r[key]["p95_ms"] for r in rows], style.replace("-", ":"), alpha=0.6, label=f"{label} p95")
+        line = ax.plot(x, [r[key]["p50_ms"] for r in rows], style, label=f"{label} p50")[0]
+        ax.plot(x, [r[key]["p95_ms"] for r in rows], style.replace("-", ":"), color=line.get_color(), alpha=0.6,
+                label=f"{label} p95")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("archived turns")
