@@ -184,8 +184,12 @@ def run(args: argparse.Namespace) -> dict:
     buckets = ((BELOW,) if args.below else ()) + BUCKETS
     pages = sample_pages(corpus, args.pages, lambda t: len(encode(t)), args.seed, args.max_tries, buckets)
     filled = {p["bucket"] for p in pages}
-    notes = [f"no held-out page fell in {lo}-{hi} tokens in {args.max_tries} tries (a 75 x 38 page of real text "
-             "holds ~550-1000 cl100k tokens)" for lo, hi in BUCKETS if (lo, hi) not in filled]
+    notes = [
+        f"no held-out page fell in {lo}-{hi} tokens in {args.max_tries} tries (a 75 x 38 page of real text "
+        "holds ~550-1000 cl100k tokens)"
+        for lo, hi in BUCKETS
+        if (lo, hi) not in filled
+    ]
     tiers = args.tiers.split(",")
     readers: list[Any] = [ModelReader(args.model, args.max_new_tokens, args.batch_size)] if not args.no_model else []
     base_readers, skipped = baseline_readers(args.baselines.split(",") if args.baselines else [])
@@ -200,24 +204,41 @@ def run(args: argparse.Namespace) -> dict:
             dt = (time.time() - t0) / max(1, len(images))
             for p, hyp in zip(pages, texts):
                 ref = p["page"].text
-                rows.append({
-                    "reader": reader.name, "tier": tier, "visual_tokens": TIER_TOKENS[tier], "kind": p["kind"],
-                    "bucket": list(p["bucket"]), "text_tokens": p["text_tokens"],
-                    "compression": p["text_tokens"] / TIER_TOKENS[tier],
-                    "char_precision": char_precision(ref, hyp), "fox_precision": fox_word_precision(ref, hyp),
-                    "char_precision_squashed": char_precision(squash(ref), squash(hyp)),
-                    "seconds_per_page": dt, "decoded_chars": len(hyp), "reference_chars": len(ref),
-                })
+                rows.append(
+                    {
+                        "reader": reader.name,
+                        "tier": tier,
+                        "visual_tokens": TIER_TOKENS[tier],
+                        "kind": p["kind"],
+                        "bucket": list(p["bucket"]),
+                        "text_tokens": p["text_tokens"],
+                        "compression": p["text_tokens"] / TIER_TOKENS[tier],
+                        "char_precision": char_precision(ref, hyp),
+                        "fox_precision": fox_word_precision(ref, hyp),
+                        "char_precision_squashed": char_precision(squash(ref), squash(hyp)),
+                        "seconds_per_page": dt,
+                        "decoded_chars": len(hyp),
+                        "reference_chars": len(ref),
+                    }
+                )
             if not args.quiet:
                 sel = [r for r in rows if r["reader"] == reader.name and r["tier"] == tier]
-                print(f"  {reader.name:16} {tier:5} fox {np.mean([r['fox_precision'] for r in sel]):.3f} "
-                      f"char {np.mean([r['char_precision'] for r in sel]):.3f}  {dt:.2f} s/page", file=sys.stderr)
+                print(
+                    f"  {reader.name:16} {tier:5} fox {np.mean([r['fox_precision'] for r in sel]):.3f} "
+                    f"char {np.mean([r['char_precision'] for r in sel]):.3f}  {dt:.2f} s/page",
+                    file=sys.stderr,
+                )
     model_dir = readers[0].reader.model.cfg.name if readers and isinstance(readers[0], ModelReader) else None
     return {
         "config": {
-            "model": args.model or "shipped", "model_config": model_dir, "corpus": args.corpus,
-            "pages_per_bucket": args.pages, "tiers": tiers, "token_counter": counter_name,
-            "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+            "model": args.model or "shipped",
+            "model_config": model_dir,
+            "corpus": args.corpus,
+            "pages_per_bucket": args.pages,
+            "tiers": tiers,
+            "token_counter": counter_name,
+            "max_new_tokens": args.max_new_tokens,
+            "seed": args.seed,
             "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
         },
         "pages": [{"bucket": list(p["bucket"]), "kind": p["kind"], "text_tokens": p["text_tokens"]} for p in pages],
@@ -242,8 +263,12 @@ def table(results: dict) -> str:
     for reader in readers:
         head = "| text tokens | pages (kinds) | " + " | ".join(f"{t} ({TIER_TOKENS[t]} vt)" for t in tiers)
         head += " | paper 64 vt | paper 100 vt |"
-        out += [f"**{reader}**: Fox word precision / character precision (compression)", "", head,
-                "|---|---|" + "---|" * (len(tiers) + 2)]
+        out += [
+            f"**{reader}**: Fox word precision / character precision (compression)",
+            "",
+            head,
+            "|---|---|" + "---|" * (len(tiers) + 2),
+        ]
         for lo, hi in (BELOW,) + BUCKETS:
             sel = [r for r in rows if r["reader"] == reader and r["bucket"] == [lo, hi]]
             if not sel:
@@ -251,9 +276,11 @@ def table(results: dict) -> str:
             cells = []
             for t in tiers:
                 s = [r for r in sel if r["tier"] == t]
-                cells.append(f"{100 * np.mean([r['fox_precision'] for r in s]):.1f}% / "
-                             f"{100 * np.mean([r['char_precision'] for r in s]):.1f}% "
-                             f"({np.mean([r['compression'] for r in s]):.1f}x)")
+                cells.append(
+                    f"{100 * np.mean([r['fox_precision'] for r in s]):.1f}% / "
+                    f"{100 * np.mean([r['char_precision'] for r in s]):.1f}% "
+                    f"({np.mean([r['compression'] for r in s]):.1f}x)"
+                )
             p = PAPER.get((lo, hi))
             paper = f" | {p[0]}% ({p[1]}x) | {p[2]}% ({p[3]}x) |" if p else " | (not in the paper) | |"
             first = [r for r in sel if r["tier"] == sel[0]["tier"]]
@@ -262,10 +289,12 @@ def table(results: dict) -> str:
         allc = []
         for t in tiers:
             s = [r for r in rows if r["reader"] == reader and r["tier"] == t]
-            allc.append(f"{100 * np.mean([r['fox_precision'] for r in s]):.1f}% / "
-                        f"{100 * np.mean([r['char_precision'] for r in s]):.1f}% "
-                        f"({np.median([r['seconds_per_page'] for r in s]):.1f} s/page)")
-        out += [f"| all | | " + " | ".join(allc) + " | | |", ""]
+            allc.append(
+                f"{100 * np.mean([r['fox_precision'] for r in s]):.1f}% / "
+                f"{100 * np.mean([r['char_precision'] for r in s]):.1f}% "
+                f"({np.median([r['seconds_per_page'] for r in s]):.1f} s/page)"
+            )
+        out += ["| all | | " + " | ".join(allc) + " | | |", ""]
     for note in results["notes"]:
         out.append(f"- {note}")
     return "\n".join(out) + "\n"
@@ -313,8 +342,9 @@ def plot(results: dict, path: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default="corpus",
-                    help="corpus directory (build it: python -m ocr_model.data build --out corpus/)")
+    ap.add_argument(
+        "--corpus", default="corpus", help="corpus directory (build it: python -m ocr_model.data build --out corpus/)"
+    )
     ap.add_argument("--model", default=None, help="OCR model checkpoint directory (default: the shipped model)")
     ap.add_argument("--no-model", action="store_true", help="only the OCR engines (no optimem model)")
     ap.add_argument("--pages", type=int, default=2, help="held-out pages per text-token bucket")
@@ -324,8 +354,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed")
-    ap.add_argument("--below", action="store_true",
-                    help="also fill a 300-600 token bucket (not in the paper; where most prose and dialogue pages fall)")
+    ap.add_argument(
+        "--below",
+        action="store_true",
+        help="also fill a 300-600 token bucket (not in the paper; where most prose and dialogue pages fall)",
+    )
     ap.add_argument("--max-tries", type=int, default=1500, help="held-out pages rendered while filling the buckets")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--plot", default=None, help="write the precision-vs-compression PNG here")

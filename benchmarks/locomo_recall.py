@@ -98,11 +98,19 @@ def run(args: argparse.Namespace) -> dict:
                 hits = m.recall(q, k=max(KS), decode=False, reinforce=False)
                 mem = score([h.turn_id for h in hits], [tid[e] for e in evidence])
                 raw = score(rag.top(q, max(KS)), [index_of[e] for e in evidence])
-                rows.append({"conversation": conv["id"], "category": cat, "question": q, "evidence": evidence,
-                             "optimem": mem, "raw_text": raw})
+                rows.append(
+                    {
+                        "conversation": conv["id"],
+                        "category": cat,
+                        "question": q,
+                        "evidence": evidence,
+                        "optimem": mem,
+                        "raw_text": raw,
+                    }
+                )
             # decode a subset of archived evidence turns with the model
             seen = set()
-            for q, evidence, _ in conv["questions"]:
+            for _, evidence, _ in conv["questions"]:
                 for e in evidence:
                     if len(reads) >= args.decode * (ci + 1) // len(convs) or e in seen:
                         continue
@@ -113,29 +121,54 @@ def run(args: argparse.Namespace) -> dict:
                     t1 = time.time()
                     got = m.get(tid[e])
                     ref = conv["turns"][index_of[e]][2]
-                    reads.append({"conversation": conv["id"], "dia_id": e, "tier": got.tier,
-                                  "confidence": got.confidence, "char_precision": char_precision(ref, got.text or ""),
-                                  "seconds": time.time() - t1, "reference": ref, "decoded": got.text})
-            print(f"  {conv['id']}: {len(conv['turns'])} turns ({st.turns_archived} archived, pages {dict(st.pages)}), "
-                  f"{len(conv['questions'])} questions, {time.time() - t0:.0f} s", file=sys.stderr)
+                    reads.append(
+                        {
+                            "conversation": conv["id"],
+                            "dia_id": e,
+                            "tier": got.tier,
+                            "confidence": got.confidence,
+                            "char_precision": char_precision(ref, got.text or ""),
+                            "seconds": time.time() - t1,
+                            "reference": ref,
+                            "decoded": got.text,
+                        }
+                    )
+            print(
+                f"  {conv['id']}: {len(conv['turns'])} turns ({st.turns_archived} archived, pages {dict(st.pages)}), "
+                f"{len(conv['questions'])} questions, {time.time() - t0:.0f} s",
+                file=sys.stderr,
+            )
     summary: dict = {}
     for name, sel in (("all", rows), ("categories 1-4", [r for r in rows if 1 <= r["category"] <= 4])):
         summary[name] = {"questions": len(sel)}
         for system in ("optimem", "raw_text"):
-            summary[name][system] = {key: float(np.mean([r[system][key] for r in sel])) for key in sel[0][system]} if sel else {}
+            summary[name][system] = (
+                {key: float(np.mean([r[system][key] for r in sel])) for key in sel[0][system]} if sel else {}
+            )
     tiers: dict = {}
     for r in reads:
         tiers.setdefault(r["tier"], []).append(r)
     summary["decoded_evidence"] = {
-        t: {"turns": len(v), "char_precision": float(np.mean([r["char_precision"] for r in v])),
+        t: {
+            "turns": len(v),
+            "char_precision": float(np.mean([r["char_precision"] for r in v])),
             "confidence": float(np.mean([r["confidence"] or 0.0 for r in v])),
-            "seconds_per_turn": float(np.median([r["seconds"] for r in v]))} for t, v in tiers.items()}
+            "seconds_per_turn": float(np.median([r["seconds"] for r in v])),
+        }
+        for t, v in tiers.items()
+    }
     return {
         "summary": summary,
-        "config": {"locomo": args.locomo, "conversations": len(convs), "model": model_dir, "embedder": emb.name,
-                   "max_new_tokens": args.max_new_tokens, "decode_subset": args.decode,
-                   "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-                   "seconds": round(time.time() - t_start, 1)},
+        "config": {
+            "locomo": args.locomo,
+            "conversations": len(convs),
+            "model": model_dir,
+            "embedder": emb.name,
+            "max_new_tokens": args.max_new_tokens,
+            "decode_subset": args.decode,
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+            "seconds": round(time.time() - t_start, 1),
+        },
         "questions": rows,
         "reads": reads,
     }
@@ -143,23 +176,41 @@ def run(args: argparse.Namespace) -> dict:
 
 def table(res: dict) -> str:
     s, c = res["summary"], res["config"]
-    lines = [f"LoCoMo, {c['conversations']} conversations, embedder `{c['embedder']}`, model `{c['model']}`; "
-             f"{c['seconds']} s.", "",
-             "| questions | system | " + " | ".join(f"hit@{k}" for k in KS) + " | " + " | ".join(f"all@{k}" for k in KS) + " |",
-             "|---|---|" + "---|" * (2 * len(KS))]
+    lines = [
+        f"LoCoMo, {c['conversations']} conversations, embedder `{c['embedder']}`, model `{c['model']}`; "
+        f"{c['seconds']} s.",
+        "",
+        "| questions | system | "
+        + " | ".join(f"hit@{k}" for k in KS)
+        + " | "
+        + " | ".join(f"all@{k}" for k in KS)
+        + " |",
+        "|---|---|" + "---|" * (2 * len(KS)),
+    ]
     for name in ("all", "categories 1-4"):
         for system, label in (("optimem", "optimem (Memory.recall)"), ("raw_text", "same embedder, raw text")):
             d = s[name][system]
             if not d:
                 continue
-            lines.append(f"| {name} ({s[name]['questions']}) | {label} | "
-                         + " | ".join(f"{d[f'hit@{k}']:.3f}" for k in KS) + " | "
-                         + " | ".join(f"{d[f'all@{k}']:.3f}" for k in KS) + " |")
-    lines += ["", "Archived evidence turns read back by the model (subset):", "",
-              "| tier | turns | char precision | confidence | s per turn (median) |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} ({s[name]['questions']}) | {label} | "
+                + " | ".join(f"{d[f'hit@{k}']:.3f}" for k in KS)
+                + " | "
+                + " | ".join(f"{d[f'all@{k}']:.3f}" for k in KS)
+                + " |"
+            )
+    lines += [
+        "",
+        "Archived evidence turns read back by the model (subset):",
+        "",
+        "| tier | turns | char precision | confidence | s per turn (median) |",
+        "|---|---|---|---|---|",
+    ]
     for tier, d in sorted(s["decoded_evidence"].items()):
-        lines.append(f"| {tier} | {d['turns']} | {d['char_precision']:.3f} | {d['confidence']:.3f} | "
-                     f"{d['seconds_per_turn']:.1f} |")
+        lines.append(
+            f"| {tier} | {d['turns']} | {d['char_precision']:.3f} | {d['confidence']:.3f} | "
+            f"{d['seconds_per_turn']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -112,14 +112,17 @@ def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int
             ims = [page_at_tier(p.image, tier) for p in pages]
             reader.encode(ims[:1], tier)  # warm-up
             for b in (1, 4):
-                rate, _ = _median_rate(lambda: reader.encode(ims[:b], tier), b, repeats)
+                rate, _ = _median_rate(lambda ims=ims, b=b, tier=tier: reader.encode(ims[:b], tier), b, repeats)
                 out["encode"][f"{tier}/b{b}"] = rate
         visual = reader.encode([page_at_tier(pages[0].image, "base")], "base")  # [1,Tv,D]
         reader.model.generate(visual, max_new_tokens=4, eos_id=-1)  # warm-up
         for b in (1, 4):
             vis = visual.expand(b, -1, -1).contiguous()
-            rate, _ = _median_rate(lambda: reader.model.generate(vis, max_new_tokens=decode_tokens, eos_id=-1),
-                                   b * decode_tokens, max(1, repeats // 2))
+            rate, _ = _median_rate(
+                lambda vis=vis: reader.model.generate(vis, max_new_tokens=decode_tokens, eos_id=-1),
+                b * decode_tokens,
+                max(1, repeats // 2),
+            )
             out["decode"][f"b{b}"] = rate
     return out
 
@@ -136,8 +139,13 @@ def bench_add(turns: list[dict], reader: Any, chunk: int = 50) -> dict:
                 m.add({"role": t["role"], "content": t["text"]})
             rates.append(len(turns[s : s + chunk]) / (time.perf_counter() - t0))
         st = m.stats()
-    return {"turns": len(turns), "turns_per_s": statistics.median(rates), "runs": rates,
-            "pages": dict(st.pages), "embedder": m.embedder.name}
+    return {
+        "turns": len(turns),
+        "turns_per_s": statistics.median(rates),
+        "runs": rates,
+        "pages": dict(st.pages),
+        "embedder": m.embedder.name,
+    }
 
 
 def bench_recall(
@@ -162,8 +170,12 @@ def bench_recall(
             st = m.stats()
             for q in qs[:3]:
                 m.recall(q, k=k, reinforce=False)  # warm-up: index load, page cache
-            row = {"archived_turns": st.turns_archived, "pages": dict(st.pages), "index": st.index_kind,
-                   "build_s": time.perf_counter() - t_build}
+            row = {
+                "archived_turns": st.turns_archived,
+                "pages": dict(st.pages),
+                "index": st.index_kind,
+                "build_s": time.perf_counter() - t_build,
+            }
             for decode in (False, True):
                 lat = []
                 for q in qs:
@@ -171,10 +183,15 @@ def bench_recall(
                     m.recall(q, k=k, decode=decode, reinforce=False)
                     lat.append(time.perf_counter() - t0)
                 key = "decode_instant_reader" if decode else "no_decode"
-                row[key] = {"p50_ms": 1000 * float(np.percentile(lat, 50)), "p95_ms": 1000 * float(np.percentile(lat, 95))}
+                row[key] = {
+                    "p50_ms": 1000 * float(np.percentile(lat, 50)),
+                    "p95_ms": 1000 * float(np.percentile(lat, 95)),
+                }
             out["sizes"][str(size)] = row
-            print(f"  recall at {st.turns_archived} archived turns: {row['no_decode']['p50_ms']:.1f} ms p50 "
-                  f"(no decode)", file=sys.stderr)
+            print(
+                f"  recall at {st.turns_archived} archived turns: {row['no_decode']['p50_ms']:.1f} ms p50 (no decode)",
+                file=sys.stderr,
+            )
         m.close()
         if model_reader is not None:
             m = Memory(store, model=model_reader, embedder=emb)
@@ -186,9 +203,13 @@ def bench_recall(
                 t0 = time.perf_counter()
                 m.recall(q, k=k, reinforce=False)
                 lat.append(time.perf_counter() - t0)
-            out["with_model"] = {"archived_turns": m.stats().turns_archived, "queries": len(lat),
-                                 "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
-                                 "note": "decoded-page cache emptied before each recall: every recall reads its pages"}
+            out["with_model"] = {
+                "archived_turns": m.stats().turns_archived,
+                "queries": len(lat),
+                "p50_s": float(np.percentile(lat, 50)),
+                "p95_s": float(np.percentile(lat, 95)),
+                "note": "decoded-page cache emptied before each recall: every recall reads its pages",
+            }
             m.close()
     return out
 
@@ -200,8 +221,13 @@ def bench_bytes(turns: list[dict]) -> dict:
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])
     raw = sum(len(t["text"].encode("utf-8")) for t in turns)
     gz = len(gzip.compress("\n".join(t["text"] for t in turns).encode("utf-8")))
-    out: dict = {"turns": len(turns), "pages": len(pages), "raw_text_bytes_per_turn": raw / len(turns),
-                 "gzip_text_bytes_per_turn": gz / len(turns), "png_bytes_per_turn": {}}
+    out: dict = {
+        "turns": len(turns),
+        "pages": len(pages),
+        "raw_text_bytes_per_turn": raw / len(turns),
+        "gzip_text_bytes_per_turn": gz / len(turns),
+        "png_bytes_per_turn": {},
+    }
     for tier in TIERS:
         total = 0
         for p in pages:
@@ -221,8 +247,12 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    res: dict = {"machine": machine(), "torch_threads": torch.get_num_threads(), "repeats": args.repeats,
-                 "max_new_tokens": args.max_new_tokens}
+    res: dict = {
+        "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "max_new_tokens": args.max_new_tokens,
+    }
     turns = conversation(400, args.seed)
     res["section_seconds"] = secs = {}
     t0 = time.perf_counter()
@@ -258,8 +288,11 @@ def run(args: argparse.Namespace) -> dict:
 def table(res: dict) -> str:
     lines = [f"Machine: {res['machine']}; torch threads {res['torch_threads']}; medians of {res['repeats']} runs.", ""]
     r = res["render"]
-    lines += ["| what | rate |", "|---|---|",
-              f"| render_turns ({r['turns']} turns -> {r['pages']} pages) | {r['pages_per_s']:.1f} pages/s |"]
+    lines += [
+        "| what | rate |",
+        "|---|---|",
+        f"| render_turns ({r['turns']} turns -> {r['pages']} pages) | {r['pages_per_s']:.1f} pages/s |",
+    ]
     if "model_speed" in res:
         ms = res["model_speed"]
         for key, v in ms["encode"].items():
@@ -268,27 +301,44 @@ def table(res: dict) -> str:
         for key, v in ms["decode"].items():
             lines.append(f"| decode ({key.replace('b', 'batch ')}) | {v:.0f} tokens/s |")
         a = res["add"]
-        lines.append(f"| Memory.add ({a['turns']} turns, {a['embedder']}, page-outs included) | {a['turns_per_s']:.1f} turns/s |")
+        lines.append(
+            f"| Memory.add ({a['turns']} turns, {a['embedder']}, page-outs included) | {a['turns_per_s']:.1f} turns/s |"
+        )
     if "recall" in res:
         rc = res["recall"]
-        lines += ["", f"Recall latency (k = {rc['k']}, {rc['queries']} queries, embedder {rc['embedder']}, "
-                  "instant reader: search + scoring + page loading, no OCR):", "",
-                  "| archived turns | pages | index | p50 no decode | p95 no decode | p50 with pages | p95 with pages |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Recall latency (k = {rc['k']}, {rc['queries']} queries, embedder {rc['embedder']}, "
+            "instant reader: search + scoring + page loading, no OCR):",
+            "",
+            "| archived turns | pages | index | p50 no decode | p95 no decode | p50 with pages | p95 with pages |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in rc["sizes"].values():
             nd, dd = row["no_decode"], row["decode_instant_reader"]
-            lines.append(f"| {row['archived_turns']:,} | {sum(row['pages'].values()):,} | {row['index']} | "
-                         f"{nd['p50_ms']:.1f} ms | {nd['p95_ms']:.1f} ms | {dd['p50_ms']:.1f} ms | {dd['p95_ms']:.1f} ms |")
+            lines.append(
+                f"| {row['archived_turns']:,} | {sum(row['pages'].values()):,} | {row['index']} | "
+                f"{nd['p50_ms']:.1f} ms | {nd['p95_ms']:.1f} ms | {dd['p50_ms']:.1f} ms | {dd['p95_ms']:.1f} ms |"
+            )
         if "with_model" in rc:
             w = rc["with_model"]
-            lines += ["", f"With the OCR model reading the pages (at most {res['max_new_tokens']} tokens per page; "
-                      f"{w['archived_turns']:,} archived turns, "
-                      f"{w['queries']} queries, page cache emptied before each): p50 {w['p50_s']:.1f} s, p95 {w['p95_s']:.1f} s per recall."]
+            lines += [
+                "",
+                f"With the OCR model reading the pages (at most {res['max_new_tokens']} tokens per page; "
+                f"{w['archived_turns']:,} archived turns, "
+                f"{w['queries']} queries, page cache emptied before each): "
+                f"p50 {w['p50_s']:.1f} s, p95 {w['p95_s']:.1f} s per recall.",
+            ]
     b = res["bytes"]
-    lines += ["", f"Bytes per turn ({b['turns']} turns on {b['pages']} pages): raw UTF-8 text "
-              f"{b['raw_text_bytes_per_turn']:.0f} B, gzip {b['gzip_text_bytes_per_turn']:.0f} B; a store with all "
-              f"turns archived: {b['store_bytes_per_turn']:.0f} B/turn (pages {b['store_pages']}, vectors, SQLite).", "",
-              "| tier | PNG bytes per turn | x raw text |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Bytes per turn ({b['turns']} turns on {b['pages']} pages): raw UTF-8 text "
+        f"{b['raw_text_bytes_per_turn']:.0f} B, gzip {b['gzip_text_bytes_per_turn']:.0f} B; a store with all "
+        f"turns archived: {b['store_bytes_per_turn']:.0f} B/turn (pages {b['store_pages']}, vectors, SQLite).",
+        "",
+        "| tier | PNG bytes per turn | x raw text |",
+        "|---|---|---|",
+    ]
     for tier, v in b["png_bytes_per_turn"].items():
         lines.append(f"| {tier} | {v:.0f} | {v / b['raw_text_bytes_per_turn']:.1f} |")
     return "\n".join(lines) + "\n"
@@ -303,11 +353,19 @@ def plot(res: dict, path: str) -> None:
     rows = list(res["recall"]["sizes"].values())
     x = [r["archived_turns"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for key, label, style in (("no_decode", "recall, decode=False", "-o"),
-                              ("decode_instant_reader", "recall, pages loaded (instant reader)", "-s")):
+    for key, label, style in (
+        ("no_decode", "recall, decode=False", "-o"),
+        ("decode_instant_reader", "recall, pages loaded (instant reader)", "-s"),
+    ):
         line = ax.plot(x, [r[key]["p50_ms"] for r in rows], style, label=f"{label} p50")[0]
-        ax.plot(x, [r[key]["p95_ms"] for r in rows], style.replace("-", ":"), color=line.get_color(), alpha=0.6,
-                label=f"{label} p95")
+        ax.plot(
+            x,
+            [r[key]["p95_ms"] for r in rows],
+            style.replace("-", ":"),
+            color=line.get_color(),
+            alpha=0.6,
+            label=f"{label} p95",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("archived turns")
@@ -328,8 +386,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--queries", type=int, default=40, help="recall queries per archive size")
     ap.add_argument("--k", type=int, default=5, help="turns per recall")
     ap.add_argument("--model-queries", type=int, default=3, help="recalls timed with the real model reading pages")
-    ap.add_argument("--max-new-tokens", type=int, default=600,
-                    help="the model reader's cap on tokens per page (a full page is ~1000)")
+    ap.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=600,
+        help="the model reader's cap on tokens per page (a full page is ~1000)",
+    )
     ap.add_argument("--repeats", type=int, default=5, help="repeats per timing (the median is reported)")
     ap.add_argument("--decode-tokens", type=int, default=200, help="tokens decoded per page in the decode timing")
     ap.add_argument("--add-turns", type=int, default=300, help="turns added in the add timing")

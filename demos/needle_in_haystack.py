@@ -446,8 +446,10 @@ def run(args: argparse.Namespace) -> dict:
     def count(text: str) -> int:
         return len(encode(text))
 
-    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else list(
-        FULL_LENGTHS if args.full else DEFAULT_LENGTHS
+    lengths = (
+        [int(x) for x in args.lengths.split(",")]
+        if args.lengths
+        else list(FULL_LENGTHS if args.full else DEFAULT_LENGTHS)
     )
     depths = [float(x) for x in args.depths.split(",")]
     pool, source = load_haystack(args.haystack) if args.haystack else default_pool(args.seed)
@@ -483,40 +485,78 @@ def run(args: argparse.Namespace) -> dict:
             all_tokens = encode("\n".join(transcript))
             window = decode(all_tokens[-args.budget :])
             window_tokens = min(args.budget, len(all_tokens))
-            for k, (needle, pos, depth) in enumerate(zip(needles, positions, depths)):
-                base = {"length": length, "depth": depth, "needle": asdict(needle), "turn_index": pos,
-                        "history_tokens": len(all_tokens), "history_turns": len(turns)}
-                trials.append({**base, "system": "truncation", "retrieval_hit": needle.statement in window,
-                               "exact": needle.value in window, "context_tokens": window_tokens})
+            for needle, pos, depth in zip(needles, positions, depths, strict=True):
+                base = {
+                    "length": length,
+                    "depth": depth,
+                    "needle": asdict(needle),
+                    "turn_index": pos,
+                    "history_tokens": len(all_tokens),
+                    "history_turns": len(turns),
+                }
+                trials.append(
+                    {
+                        **base,
+                        "system": "truncation",
+                        "retrieval_hit": needle.statement in window,
+                        "exact": needle.value in window,
+                        "context_tokens": window_tokens,
+                    }
+                )
                 top = rag.top(needle.question, args.k)
                 ctx, n_ctx = _fit([transcript[i] for i in top], args.budget, count)
-                trials.append({**base, "system": "text_rag", "retrieval_hit": pos in top,
-                               "rank": top.index(pos) + 1 if pos in top else None,
-                               "exact": needle.value in ctx, "context_tokens": n_ctx})
+                trials.append(
+                    {
+                        **base,
+                        "system": "text_rag",
+                        "retrieval_hit": pos in top,
+                        "rank": top.index(pos) + 1 if pos in top else None,
+                        "exact": needle.value in ctx,
+                        "context_tokens": n_ctx,
+                    }
+                )
                 tq = time.time()
                 hits = memory.recall(needle.question, k=args.k, reinforce=False)
                 recall_s = time.time() - tq
                 ctx, n_ctx = _fit([f"{h.role}: {h.text or ''}" for h in hits], args.budget, count)
                 mine = [h for h in hits if h.turn_id == ids[pos]]
                 info = mine[0] if mine else memory.get(ids[pos], decode=False)
-                trials.append({
-                    **base, "system": "optimem", "retrieval_hit": bool(mine),
-                    "rank": [h.turn_id for h in hits].index(ids[pos]) + 1 if mine else None,
-                    "exact": needle.value in ctx, "context_tokens": n_ctx, "tier": info.tier,
-                    "confidence": mine[0].confidence if mine else None,
-                    "decoded_needle": mine[0].text if mine else None,
-                    "needle_char_precision": _char_precision(needle.statement, mine[0].text or "") if mine else None,
-                    "pages_read_tiers": sorted({h.tier for h in hits if h.tier != "verbatim"}),
-                    "recall_seconds": round(recall_s, 3),
-                })
+                trials.append(
+                    {
+                        **base,
+                        "system": "optimem",
+                        "retrieval_hit": bool(mine),
+                        "rank": [h.turn_id for h in hits].index(ids[pos]) + 1 if mine else None,
+                        "exact": needle.value in ctx,
+                        "context_tokens": n_ctx,
+                        "tier": info.tier,
+                        "confidence": mine[0].confidence if mine else None,
+                        "decoded_needle": mine[0].text if mine else None,
+                        "needle_char_precision": _char_precision(needle.statement, mine[0].text or "")
+                        if mine
+                        else None,
+                        "pages_read_tiers": sorted({h.tier for h in hits if h.tier != "verbatim"}),
+                        "recall_seconds": round(recall_s, 3),
+                    }
+                )
                 bar.update(10, f"{length // 1000}k tokens: recall")
-            stores.append({
-                "length": length, "turns": len(turns), "history_tokens": len(all_tokens), "pool_recycled": recycled,
-                "strength": strength, "turns_verbatim": st.turns_verbatim, "turns_archived": st.turns_archived,
-                "pages": st.pages, "visual_tokens": st.visual_tokens,
-                "archived_text_tokens_model": st.archived_text_tokens, "compression": st.compression,
-                "bytes_on_disk": st.bytes_on_disk, "add_seconds": round(add_s, 2),
-            })
+            stores.append(
+                {
+                    "length": length,
+                    "turns": len(turns),
+                    "history_tokens": len(all_tokens),
+                    "pool_recycled": recycled,
+                    "strength": strength,
+                    "turns_verbatim": st.turns_verbatim,
+                    "turns_archived": st.turns_archived,
+                    "pages": st.pages,
+                    "visual_tokens": st.visual_tokens,
+                    "archived_text_tokens_model": st.archived_text_tokens,
+                    "compression": st.compression,
+                    "bytes_on_disk": st.bytes_on_disk,
+                    "add_seconds": round(add_s, 2),
+                }
+            )
     bar.close()
 
     summary = {}
@@ -537,15 +577,26 @@ def run(args: argparse.Namespace) -> dict:
         d["exact"] += bool(t["exact"])
     summary["optimem"]["by_tier"] = by_tier
     # how well the needle turns read back from their pages (verbatim ones are exact by construction)
-    cps = [t["needle_char_precision"] for t in opt if t["needle_char_precision"] is not None and t["tier"] != "verbatim"]
+    cps = [
+        t["needle_char_precision"] for t in opt if t["needle_char_precision"] is not None and t["tier"] != "verbatim"
+    ]
     summary["optimem"]["archived_needle_char_precision"] = float(np.mean(cps)) if cps else None
     return {
         "summary": summary,
         "config": {
-            "model": model_dir, "reader_max_new_tokens": args.max_new_tokens, "embedder": embedder.name,
-            "token_counter": counter_name, "haystack": source, "lengths": lengths, "depths": depths,
-            "budget_tokens": args.budget, "k": args.k, "working_tokens": args.working_tokens,
-            "strength_fraction": args.strength_fraction, "seed": args.seed, "threads": args.threads,
+            "model": model_dir,
+            "reader_max_new_tokens": args.max_new_tokens,
+            "embedder": embedder.name,
+            "token_counter": counter_name,
+            "haystack": source,
+            "lengths": lengths,
+            "depths": depths,
+            "budget_tokens": args.budget,
+            "k": args.k,
+            "working_tokens": args.working_tokens,
+            "strength_fraction": args.strength_fraction,
+            "seed": args.seed,
+            "threads": args.threads,
             "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
             "seconds": round(time.time() - t_start, 1),
         },
@@ -572,10 +623,16 @@ def write_table(results: dict, path: Path) -> str:
     ]
     for system in SYSTEMS:
         r = s[system]
-        lines.append(f"| {system} | {r['retrieval_hit_rate']:.2f} | {r['exact_rate']:.2f} | "
-                     f"{r['mean_context_tokens']:.0f} |")
-    lines += ["", "Per history length (exact rate; optimem retrieval hit rate in brackets):", "",
-              "| history tokens | " + " | ".join(SYSTEMS) + " |", "|---|" + "---|" * len(SYSTEMS)]
+        lines.append(
+            f"| {system} | {r['retrieval_hit_rate']:.2f} | {r['exact_rate']:.2f} | {r['mean_context_tokens']:.0f} |"
+        )
+    lines += [
+        "",
+        "Per history length (exact rate; optimem retrieval hit rate in brackets):",
+        "",
+        "| history tokens | " + " | ".join(SYSTEMS) + " |",
+        "|---|" + "---|" * len(SYSTEMS),
+    ]
     for length in c["lengths"]:
         cells = []
         for system in SYSTEMS:
@@ -585,22 +642,38 @@ def write_table(results: dict, path: Path) -> str:
                 cell += f" ({np.mean([t['retrieval_hit'] for t in rows]):.2f})"
             cells.append(cell)
         lines.append(f"| {length:,} | " + " | ".join(cells) + " |")
-    lines += ["", "optimem needles by the tier they sat at:", "", "| tier | needles | retrieved | exact |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "optimem needles by the tier they sat at:",
+        "",
+        "| tier | needles | retrieved | exact |",
+        "|---|---|---|---|",
+    ]
     for tier, d in sorted(s["optimem"]["by_tier"].items()):
         lines.append(f"| {tier} | {d['needles']} | {d['retrieved']} | {d['exact']} |")
     mcp = s["optimem"].get("archived_needle_char_precision")
     if mcp is not None:
-        lines += ["", f"Character precision of the retrieved archived needle turns as the model read them: {mcp:.3f} "
-                  "(mean; 1 - edit distance / length)."]
-    lines += ["", "Archive per history length:", "",
-              "| history tokens | turns | archived turns | pages | visual tokens | archived text tokens (model) | "
-              "compression | bytes on disk |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Character precision of the retrieved archived needle turns as the model read them: {mcp:.3f} "
+            "(mean; 1 - edit distance / length).",
+        ]
+    lines += [
+        "",
+        "Archive per history length:",
+        "",
+        "| history tokens | turns | archived turns | pages | visual tokens | archived text tokens (model) | "
+        "compression | bytes on disk |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for st in results["stores"]:
         comp = f"{st['compression']:.1f}x" if st["compression"] else "-"
         pages = st["pages"] if isinstance(st["pages"], dict) else {"all": st["pages"]}
         shown = ", ".join(f"{n} {tier}" for tier, n in pages.items() if n) or "0"
-        lines.append(f"| {st['history_tokens']:,} | {st['turns']} | {st['turns_archived']} | {shown} | "
-                     f"{st['visual_tokens']} | {st['archived_text_tokens_model']} | {comp} | {st['bytes_on_disk']:,} |")
+        lines.append(
+            f"| {st['history_tokens']:,} | {st['turns']} | {st['turns_archived']} | {shown} | "
+            f"{st['visual_tokens']} | {st['archived_text_tokens_model']} | {comp} | {st['bytes_on_disk']:,} |"
+        )
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
     return text
@@ -625,7 +698,9 @@ def write_heatmap(results: dict, path: Path) -> bool:
         for t in results["trials"]:
             if t["system"] == system:
                 i, j = depths.index(t["depth"]), lengths.index(t["length"])
-                grid[i, j] = np.nanmean([grid[i, j], float(t["exact"])]) if not np.isnan(grid[i, j]) else float(t["exact"])
+                grid[i, j] = (
+                    np.nanmean([grid[i, j], float(t["exact"])]) if not np.isnan(grid[i, j]) else float(t["exact"])
+                )
         ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
         for t in results["trials"]:
             if t["system"] == system:
@@ -639,8 +714,11 @@ def write_heatmap(results: dict, path: Path) -> bool:
         ax.set_xlabel("history length (cl100k tokens)")
         ax.set_yticks(range(len(depths)), [f"{d:g}%" for d in depths])
     axes[0].set_ylabel("needle depth (0% = oldest)")
-    fig.suptitle(f"Needle in a haystack, same budget ({c['budget_tokens']} tokens); green = value exact in context; "
-                 "optimem tier V/B/S/T/G", fontsize=9)
+    fig.suptitle(
+        f"Needle in a haystack, same budget ({c['budget_tokens']} tokens); green = value exact in context; "
+        "optimem tier V/B/S/T/G",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -650,24 +728,50 @@ def write_heatmap(results: dict, path: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m demos.needle_in_haystack", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="OCR model checkpoint directory (default: the shipped model)")
-    ap.add_argument("--haystack", default=None,
-                    help="LoCoMo JSON, JSONL of {role, content} messages, or plain text (default: text from packages)")
-    ap.add_argument("--lengths", default=None,
-                    help=f"comma-separated history lengths in cl100k tokens (default {','.join(map(str, DEFAULT_LENGTHS))})")
-    ap.add_argument("--full", action="store_true", help=f"sweep {','.join(map(str, FULL_LENGTHS))} tokens (hours on a CPU)")
-    ap.add_argument("--depths", default=",".join(map(str, DEFAULT_DEPTHS)), help="needle depths in percent, comma-separated")
+    ap.add_argument(
+        "--haystack",
+        default=None,
+        help="LoCoMo JSON, JSONL of {role, content} messages, or plain text (default: text from packages)",
+    )
+    ap.add_argument(
+        "--lengths",
+        default=None,
+        help=f"comma-separated history lengths in cl100k tokens (default {','.join(map(str, DEFAULT_LENGTHS))})",
+    )
+    ap.add_argument(
+        "--full", action="store_true", help=f"sweep {','.join(map(str, FULL_LENGTHS))} tokens (hours on a CPU)"
+    )
+    ap.add_argument(
+        "--depths", default=",".join(map(str, DEFAULT_DEPTHS)), help="needle depths in percent, comma-separated"
+    )
     ap.add_argument("--budget", type=int, default=1000, help="context tokens each system may hand the LLM")
     ap.add_argument("--k", type=int, default=3, help="turns recalled per question (optimem and text_rag)")
-    ap.add_argument("--working-tokens", type=int, default=1024,
-                    help="Memory's verbatim working-memory budget (model tokens); older turns become pages")
-    ap.add_argument("--strength-fraction", type=float, default=0.5,
-                    help="forgetting-curve strength as a fraction of the haystack's turn count: the oldest turn "
-                         "ends at R = exp(-1/fraction) (0.5: R = 0.14, the tiny tier)")
-    ap.add_argument("--max-new-tokens", type=int, default=600,
-                    help="cap on tokens decoded per page (a full page is ~1000; lower = faster, cuts page bottoms)")
+    ap.add_argument(
+        "--working-tokens",
+        type=int,
+        default=1024,
+        help="Memory's verbatim working-memory budget (model tokens); older turns become pages",
+    )
+    ap.add_argument(
+        "--strength-fraction",
+        type=float,
+        default=0.5,
+        help="forgetting-curve strength as a fraction of the haystack's turn count: the oldest turn "
+        "ends at R = exp(-1/fraction) (0.5: R = 0.14, the tiny tier)",
+    )
+    ap.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=600,
+        help="cap on tokens decoded per page (a full page is ~1000; lower = faster, cuts page bottoms)",
+    )
     ap.add_argument("--batch-size", type=int, default=4, help="pages decoded together")
-    ap.add_argument("--embedder", default="e5", choices=["e5", "minilm", "hashing"],
-                    help="retrieval embedder for optimem and text_rag (default: Memory's default, E5)")
+    ap.add_argument(
+        "--embedder",
+        default="e5",
+        choices=["e5", "minilm", "hashing"],
+        help="retrieval embedder for optimem and text_rag (default: Memory's default, E5)",
+    )
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0, help="haystack and needle seed")
     ap.add_argument("--out", default="niah_out", help="output directory")
@@ -683,8 +787,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     drew = write_heatmap(results, out / "heatmap.png")
     if not args.quiet:
         print(table)
-        print(f"wrote {out / 'results.json'}, {out / 'table.md'}"
-              + (f", {out / 'heatmap.png'}" if drew else " (no heatmap.png: pip install matplotlib)"))
+        print(
+            f"wrote {out / 'results.json'}, {out / 'table.md'}"
+            + (f", {out / 'heatmap.png'}" if drew else " (no heatmap.png: pip install matplotlib)")
+        )
     return results
 
 

@@ -60,9 +60,29 @@ def test_fox_like_end_to_end_with_a_tiny_model(fox, corpus_dir, tiny_model_dir, 
 
     monkeypatch.setattr(niah, "token_counter", lambda: ("chars/3", lambda t: list(range(len(t) // 3)), None))
     out = tmp_path / "fox.json"
-    res = fox.main(["--corpus", str(corpus_dir), "--model", str(tiny_model_dir), "--pages", "1", "--tiers", "tiny,gist",
-                    "--baselines", "", "--max-new-tokens", "4", "--threads", "1", "--max-tries", "60", "--quiet",
-                    "--json", str(out)])
+    res = fox.main(
+        [
+            "--corpus",
+            str(corpus_dir),
+            "--model",
+            str(tiny_model_dir),
+            "--pages",
+            "1",
+            "--tiers",
+            "tiny,gist",
+            "--baselines",
+            "",
+            "--max-new-tokens",
+            "4",
+            "--threads",
+            "1",
+            "--max-tries",
+            "60",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
     saved = json.loads(out.read_text())
     assert saved["rows"] and len(saved["rows"]) == 2 * len(saved["pages"])
     for r in saved["rows"]:

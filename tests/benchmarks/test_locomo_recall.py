@@ -18,15 +18,27 @@ def _load(name):
 
 def _locomo(tmp_path, n_turns=60):
     words = ["apple", "river", "engine", "violet", "cloud", "pencil", "harbor", "garden", "silver", "thunder"]
-    session = [{"speaker": ("Ann", "Bob")[i % 2], "dia_id": f"D1:{i + 1}",
-                "text": f"topic{i}x " + " ".join(words[(i * 3 + j) % len(words)] for j in range(30))}
-               for i in range(n_turns)]
+    session = [
+        {
+            "speaker": ("Ann", "Bob")[i % 2],
+            "dia_id": f"D1:{i + 1}",
+            "text": f"topic{i}x " + " ".join(words[(i * 3 + j) % len(words)] for j in range(30)),
+        }
+        for i in range(n_turns)
+    ]
     session[5]["blip_caption"] = "a red kite"
-    qa = [{"question": f"what about topic{i}x?", "answer": "x", "evidence": [f"D1:{i + 1}"], "category": 1 + i % 5}
-          for i in range(0, n_turns, 7)]
+    qa = [
+        {"question": f"what about topic{i}x?", "answer": "x", "evidence": [f"D1:{i + 1}"], "category": 1 + i % 5}
+        for i in range(0, n_turns, 7)
+    ]
     qa.append({"question": "no evidence", "answer": "x", "evidence": [], "category": 1})
-    data = [{"sample_id": "c1", "qa": qa, "conversation": {"speaker_a": "Ann", "speaker_b": "Bob",
-                                                           "session_1_date_time": "1", "session_1": session}}]
+    data = [
+        {
+            "sample_id": "c1",
+            "qa": qa,
+            "conversation": {"speaker_a": "Ann", "speaker_b": "Bob", "session_1_date_time": "1", "session_1": session},
+        }
+    ]
     path = tmp_path / "locomo.json"
     path.write_text(json.dumps(data))
     return path
@@ -45,8 +57,24 @@ def test_load_locomo_and_score(tmp_path):
 def test_locomo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsys):
     lr = _load("locomo_recall")
     out = tmp_path / "res.json"
-    res = lr.main(["--locomo", str(_locomo(tmp_path)), "--model", str(tiny_model_dir), "--embedder", "hashing",
-                   "--decode", "2", "--max-new-tokens", "4", "--threads", "1", "--json", str(out)])
+    res = lr.main(
+        [
+            "--locomo",
+            str(_locomo(tmp_path)),
+            "--model",
+            str(tiny_model_dir),
+            "--embedder",
+            "hashing",
+            "--decode",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     saved = json.loads(out.read_text())
     assert saved["summary"]["all"]["questions"] == 9
     raw = saved["summary"]["all"]["raw_text"]

@@ -26,9 +26,30 @@ def test_instant_reader_is_a_page_reader():
 def test_speed_end_to_end_with_a_tiny_model(tiny_model_dir, tmp_path, capsys):
     speed = _load("speed")
     out = tmp_path / "speed.json"
-    res = speed.main(["--model", str(tiny_model_dir), "--archive-sizes", "300,600", "--queries", "3", "--repeats", "1",
-                      "--decode-tokens", "4", "--add-turns", "12", "--threads", "1", "--k", "2",
-                      "--json", str(out), "--plot", str(tmp_path / "lat.png")])
+    res = speed.main(
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--archive-sizes",
+            "300,600",
+            "--queries",
+            "3",
+            "--repeats",
+            "1",
+            "--decode-tokens",
+            "4",
+            "--add-turns",
+            "12",
+            "--threads",
+            "1",
+            "--k",
+            "2",
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "lat.png"),
+        ]
+    )
     saved = json.loads(out.read_text())
     assert saved["render"]["pages"] >= 1 and saved["render"]["pages_per_s"] > 0
     assert set(saved["model_speed"]["encode"]) == {f"{t}/b{b}" for t in speed.TIERS for b in (1, 4)}

@@ -48,11 +48,21 @@ def test_build_haystack_places_needles_at_depths():
 
 
 def test_load_haystack_formats(tmp_path):
-    locomo = [{"conversation": {"speaker_a": "A", "speaker_b": "B", "session_1_date_time": "x",
-                                "session_1": [{"speaker": "A", "dia_id": "D1:1", "text": "hello there"},
-                                              {"speaker": "B", "dia_id": "D1:2", "text": "hi"}],
-                                "session_2_date_time": "y",
-                                "session_2": [{"speaker": "A", "dia_id": "D2:1", "text": "again"}]}}]
+    locomo = [
+        {
+            "conversation": {
+                "speaker_a": "A",
+                "speaker_b": "B",
+                "session_1_date_time": "x",
+                "session_1": [
+                    {"speaker": "A", "dia_id": "D1:1", "text": "hello there"},
+                    {"speaker": "B", "dia_id": "D1:2", "text": "hi"},
+                ],
+                "session_2_date_time": "y",
+                "session_2": [{"speaker": "A", "dia_id": "D2:1", "text": "again"}],
+            }
+        }
+    ]
     (tmp_path / "l.json").write_text(json.dumps(locomo))
     convs, desc = niah.load_haystack(str(tmp_path / "l.json"))
     assert [[t["text"] for t in c] for c in convs] == [["hello there", "hi"], ["again"]]
@@ -69,8 +79,26 @@ def test_load_haystack_formats(tmp_path):
 
 def _run(tmp_path, model_dir, *extra):
     out = tmp_path / "out"
-    args = ["--model", str(model_dir), "--lengths", "300,700", "--depths", "0,100", "--max-new-tokens", "4",
-            "--embedder", "hashing", "--working-tokens", "300", "--threads", "1", "--quiet", "--out", str(out), *extra]
+    args = [
+        "--model",
+        str(model_dir),
+        "--lengths",
+        "300,700",
+        "--depths",
+        "0,100",
+        "--max-new-tokens",
+        "4",
+        "--embedder",
+        "hashing",
+        "--working-tokens",
+        "300",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
     return niah.main(args), out
 
 
