@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 SYSTEMS = ("optimem", "truncation", "text_rag")
-DEFAULT_LENGTHS = (2_000, 5_000, 10_000)
+DEFAULT_LENGTHS = (2_000, 5_000, 10_000, 20_000)
 FULL_LENGTHS = (2_000, 10_000, 50_000, 200_000, 1_000_000)
 DEFAULT_DEPTHS = (0, 25, 50, 75, 100)
 

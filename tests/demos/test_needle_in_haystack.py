@@ -136,3 +136,28 @@ def test_a_budget_over_the_history_lets_truncation_see_everything(tmp_path, tiny
     results, _ = _run(tmp_path, tiny_model_dir, "--budget", "100000", "--lengths", "300")
     assert results["summary"]["truncation"]["exact_rate"] == 1.0
     assert results["summary"]["truncation"]["mean_context_tokens"] == results["trials"][0]["history_tokens"]
+
+
+def test_caching_embedder_embeds_each_text_once_and_text_rag_ranks_by_similarity():
+    from optimem import HashingEmbedder
+
+    calls = []
+
+    class Counting(HashingEmbedder):
+        def embed_documents(self, texts):
+            calls.extend(texts)
+            return super().embed_documents(texts)
+
+    emb = niah.CachingEmbedder(Counting())
+    turns = [{"role": "user", "text": f"note {i}: the weather in town {i} is mild"} for i in range(20)]
+    turns[7] = {"role": "user", "text": niah.Needle("access code", "vault 7", "QX-4471-MB").statement}
+    rag = niah.TextRag(turns, emb)
+    again = emb.embed_documents([f"user: {turns[3]['text']}"])
+    assert len(calls) == 20 and again.shape == (1, emb.dim)  # the second request came from the cache
+    assert rag.top("What is the access code for vault 7?", 3)[0] == 7
+
+
+def test_fit_keeps_whole_lines_within_the_budget():
+    ctx, n = niah._fit(["a b c", "d e", "f g h i"], 5, _count)
+    assert ctx == "a b c\nd e" and n == 5
+    assert niah._fit(["too many words here"], 2, _count) == ("", 0)
