@@ -405,7 +405,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
     if args.plot and "recall" in res:
-        plot(res, args.plot)
+        try:
+            plot(res, args.plot)
+        except ImportError:
+            print("no plot written: pip install matplotlib", file=sys.stderr)
     return res
 
 

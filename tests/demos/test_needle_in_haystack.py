@@ -77,9 +77,32 @@ def test_load_haystack_formats(tmp_path):
         niah.load_haystack(str(tmp_path / "missing.json"))
 
 
+def _haystack_file(tmp_path):
+    """A JSONL chat, so the smoke tests need none of the bench extra's text packages."""
+    rng = random.Random(3)
+    words = ["garden", "river", "ticket", "lunch", "meeting", "train", "music", "weather", "coffee", "report"]
+    lines = [
+        json.dumps({"role": ("user", "assistant")[i % 2], "content": " ".join(rng.choice(words) for _ in range(25))})
+        for i in range(120)
+    ]
+    path = tmp_path / "haystack.jsonl"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_default_pool_comes_from_installed_packages():
+    pytest.importorskip("chatterbot_corpus", exc_type=ImportError)
+    pytest.importorskip("faker", exc_type=ImportError)
+    pool, desc = niah.default_pool(0)
+    assert "chatterbot-corpus" in desc and "faker" in desc
+    assert all(t["role"] in ("user", "assistant") and t["text"].strip() for conv in pool[:200] for t in conv)
+
+
 def _run(tmp_path, model_dir, *extra):
     out = tmp_path / "out"
     args = [
+        "--haystack",
+        str(_haystack_file(tmp_path)),
         "--model",
         str(model_dir),
         "--lengths",
