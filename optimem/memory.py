@@ -468,6 +468,7 @@ class Memory:
                 pages_of[rec.id] = self._archive.pages_of(rec.id)
         if not pages_of:
             return out
+        fresh: dict[tuple[int, str], _Decoded] = {}  # pages read in this call (the cache may be tiny or off)
         if decode:
             todo: dict[str, list[PageRecord]] = {}
             for pages in pages_of.values():
@@ -477,24 +478,23 @@ class Memory:
             for tier, pages in todo.items():
                 images = [Image.open(io.BytesIO(self._archive.read_page(p))).convert("L") for p in pages]
                 for p, reading in zip(pages, self._reader.read(images, tier)):
-                    self._cache_put(
-                        (p.id, p.file),
-                        _Decoded(split_decoded(reading.text, _layout_from_json(p.layout)), reading.confidence),
-                    )
+                    fresh[(p.id, p.file)] = _Decoded(split_decoded(reading.text, _layout_from_json(p.layout)),
+                                                     reading.confidence)
         for tid, pages in pages_of.items():
             tier = min((p.tier for p in pages), key=tier_rank) if pages else "gist"
             if not decode:
                 out[tid] = (None, None, tier)
                 continue
-            decoded = [self._cache_get((p.id, p.file)) for p in pages]
+            decoded = [fresh[k] if k in fresh else self._cache_get(k) for k in ((p.id, p.file) for p in pages)]
             text = "".join(d.pieces.get(tid, "") for d in decoded)
             conf = float(np.mean([d.confidence for d in decoded])) if decoded else 0.0
             out[tid] = (text, conf, tier)
+        for key, value in fresh.items():
+            self._cache_put(key, value)
         return out
 
     def _cache_put(self, key: tuple[int, str], value: _Decoded) -> None:
         if self._cache_size == 0:
-            self._cache[key] = value  # still needed for this call; _cache_get drops it
             return
         self._cache[key] = value
         self._cache.move_to_end(key)
@@ -502,12 +502,8 @@ class Memory:
             self._cache.popitem(last=False)
 
     def _cache_get(self, key: tuple[int, str]) -> _Decoded:
-        value = self._cache[key]
-        if self._cache_size == 0:
-            del self._cache[key]
-        else:
-            self._cache.move_to_end(key)
-        return value
+        self._cache.move_to_end(key)
+        return self._cache[key]
 
     def get(self, turn_id: TurnId, *, decode: bool = True, now: float | None = None) -> Recollection:
         """One turn by id (NotFoundError if it is not in this namespace or was forgotten). Not a recall:

@@ -142,6 +142,23 @@ def test_decoded_pages_are_cached_in_ram_only(make_memory, oracle, tmp_path, con
     assert ids
 
 
+@pytest.mark.parametrize("cache_pages", [0, 1])
+def test_recall_of_several_turns_on_one_page_with_a_tiny_or_no_cache(make_memory, conversation, cache_pages):
+    m = make_memory(working_tokens=300, cache_pages=cache_pages)
+    conv = conversation(20)
+    ids = m.add_many(conv)
+    archived = [t for t in ids if m.get(t, decode=False).tier != "verbatim"]
+    by_page: dict = {}
+    for t in archived:
+        by_page.setdefault(m._archive.pages_of(t)[0].id, []).append(t)
+    same = next(ts for ts in by_page.values() if len(ts) >= 2)  # two archived turns sharing a page
+    other = next(ts[0] for pid, ts in by_page.items() if ts[0] not in same)
+    turns = m._read_turns([m._archive.get_turn(t) for t in [same[0], other, same[1]]], decode=True)
+    for t in (same[0], other, same[1]):
+        assert turns[t][0] == conv[ids.index(t)]["content"]
+    assert len(m._cache) == cache_pages
+
+
 def test_retention_ranks_equal_matches_by_freshness_and_recall_strengthens(make_memory, conversation):
     m = make_memory(policy=ForgettingPolicy(initial_strength=20))
     old = m.add("the password of the wifi router is tulip77")
