@@ -11,7 +11,7 @@ buckets, since a 75 x 38 page of prose holds ~600 tokens). Each page is read at 
     tiny 512 px = 64 visual tokens, small 640 px = 100, base 1024 px = 256, gist 384 px = 36
 (`optimem.render.page_at_tier`, visual tokens counted the paper's way: (side / 64) ** 2) by the model, and
 by Tesseract 5 (`--psm 6`, OMP_THREAD_LIMIT=1) and RapidOCR 3 (angle classifier off) on the same images
-when they are installed (`apt-get install tesseract-ocr`, `pip install pytesseract rapidocr onnxruntime`).
+when they are installed (`apt-get install tesseract-ocr`, `pip install -e ".[ocr-baselines]"`).
 
 Scores per page (`ocr_model.eval`): character precision = max(0, 1 - edit distance / reference length),
 the Fox word-set precision |ref words & hyp words| / |hyp words| (the Fox evaluator's precision, which the

@@ -117,27 +117,6 @@ def make_memory(tmp_path, oracle, embedder):
         m.close()
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A random-weight tiny-debug checkpoint with a tokenizer trained on the fly (a second or two)."""
-    import torch
-
-    from ocr_model.config import load_config
-    from ocr_model.tokenizer import train_tokenizer
-    from ocr_model.weights import build_model, save_pretrained
-
-    torch.manual_seed(0)
-    cfg = load_config("tiny-debug")
-    texts = [
-        f"[user #{i}] the quick brown fox {i} jumps over the lazy dog; locker code {1000 + i}." for i in range(200)
-    ]
-    tok = train_tokenizer(texts, vocab_size=cfg.decoder.vocab_size)
-    model = build_model(cfg)
-    d = tmp_path_factory.mktemp("tiny-model")
-    save_pretrained(model, tok, d)
-    return d
-
-
 def make_conversation(n: int, *, words: int = 40, seed: int = 0) -> list[dict]:
     """n distinct turns of ~words words each; turn i mentions the unique token 'marker{i}x'."""
     rng = np.random.default_rng(seed)

@@ -1,3 +1,4 @@
+"""Fixtures shared by the test packages: a tiny random-weight checkpoint."""
 from __future__ import annotations
 
 import pytest
