@@ -276,11 +276,14 @@ def main(argv=None) -> None:
     torch.multiprocessing.set_sharing_strategy("file_system")
     faulthandler.enable()  # a crash in any rank prints its Python stack into the log
     distributed = "RANK" in os.environ
-    if distributed:
+    if distributed and args.device == "cuda":
         dist.init_process_group("nccl")
         rank, world = dist.get_rank(), dist.get_world_size()
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    elif distributed:  # CPU processes (gloo): lets the data-parallel logic be checked without a GPU
+        dist.init_process_group("gloo")
+        rank, world, device = dist.get_rank(), dist.get_world_size(), torch.device("cpu")
     else:
         rank, world, device = 0, 1, torch.device(args.device)
     master = rank == 0

@@ -96,3 +96,27 @@ def test_workers_follow_the_shared_stage_index(corpus_dir):  # noqa: F811
     assert train.STAGES[0].max_rows <= 2 and rows(first) <= 2  # 2 text rows span at most 2 token rows
     stage.value = 3  # full pages
     assert max(rows(next(it)) for _ in range(3)) > 2
+
+
+@pytest.mark.skipif(not os.path.exists(TOKENIZER), reason="shipped tokenizer missing")
+def test_data_parallel_run_advances_stages_on_every_rank(tmp_path, corpus_dir):  # noqa: F811
+    """Two CPU processes (gloo): gradients all-reduced, stage advances broadcast to every rank's workers."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "micro.json"
+    cfg.write_text(json.dumps(MICRO))
+    out = str(tmp_path / "ddp")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ocr_model.train",
+           "--config", str(cfg), "--corpus", corpus_dir, "--out", out, "--max-steps", "4", "--batch-size", "2",
+           "--workers", "1", "--eval-every", "2", "--eval-pages", "2", "--eval-full", "0", "--advance-at", "0",
+           "--decode-tokens", "4", "--device", "cpu", "--tokenizer", TOKENIZER]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = _log(out)
+    assert [r["stage"] for r in log if r.get("event") == "advance"] == ["rows6", "rows16"]
+    done = [r for r in log if r.get("event") == "done"][-1]
+    assert done["step"] == 4 and done["pages"] == 4 * 2 * 2  # both ranks contributed every step
+    state = json.loads(Path(out, "ckpt", "state.json").read_text())
+    assert state["stage"] == 2 and state["step"] == 4
