@@ -103,16 +103,14 @@ class ModelReader:
     name = "optimem model"
 
     def __init__(self, model_dir: str | None, max_new_tokens: int, batch_size: int) -> None:
-        from ocr_model.eval import Reader
+        from ocr_model.eval import load_reader
 
-        self.reader = Reader(model_dir, "cpu", max_new_tokens)
-        self.batch_size = batch_size
+        self.reader = load_reader(model_dir, "cpu", max_new_tokens, batch_size)
 
     def read(self, images: Sequence[Any], tier: str) -> list[str]:
-        out = []
-        for s in range(0, len(images), self.batch_size):
-            out += [r["decoded"] for r in self.reader.read(list(images[s : s + self.batch_size]), tier)]
-        return out
+        from ocr_model.eval import read_pages
+
+        return [r.text for r in read_pages(self.reader, list(images), tier)]
 
 
 class TesseractReader:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 
@@ -57,43 +56,29 @@ def fox_word_precision(reference: str, decoded: str) -> float:
     return len(ref & hyp) / len(hyp) if hyp else (1.0 if not ref else 0.0)
 
 
-def default_model_dir() -> str:
-    root = os.path.join(os.path.dirname(__file__), "weights")
-    if os.path.isdir(root):
-        for name in sorted(os.listdir(root)):
-            d = os.path.join(root, name)
-            if os.path.exists(os.path.join(d, "config.json")) and any(f.endswith(".safetensors") for f in os.listdir(d)):
-                return d
-    raise FileNotFoundError(f"no shipped model under {root}; pass --model DIR (a directory written by save_pretrained)")
+def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int = 1200, batch_size: int = 8):
+    """The library's own page reader (`optimem.reader.OpticalReader`) over a checkpoint (default: shipped)."""
+    from optimem.reader import OpticalReader, shipped_model_dir
+
+    d = model_dir or shipped_model_dir()
+    if d is None:
+        raise FileNotFoundError("no shipped model under ocr_model/weights/; pass --model DIR (a directory written "
+                                "by ocr_model.weights.save_pretrained)")
+    return OpticalReader.from_pretrained(d, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size)
 
 
-class Reader:
-    """Pages -> text with a model checkpoint: batched encode at a tier, batched greedy decode."""
+def visual_tokens(tier: str) -> int:
+    """Visual tokens of one page at a tier (the paper's count: the grid, without newlines and separator)."""
+    return (render.TIERS[tier] // 64) ** 2
 
-    def __init__(self, model_dir: str | None = None, device: str = "cpu", max_new_tokens: int = 1200):
-        from ocr_model.weights import load_pretrained
 
-        self.model, self.tokenizer = load_pretrained(model_dir or default_model_dir())
-        self.model.to(device).eval()
-        self.device, self.max_new_tokens = torch.device(device), max_new_tokens
-
-    @torch.no_grad()
-    def read(self, images: list, tier: str) -> list[dict]:
-        from ocr_model.image_process import to_tensor
-
-        pixels = to_tensor([render.page_at_tier(im, tier) for im in images], tier).to(self.device)
-        visual = self.model.encode(pixels)
-        gens = self.model.generate(visual, max_new_tokens=self.max_new_tokens)
-        out = []
-        for g in gens:
-            ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
-            out.append({"decoded": self.tokenizer.decode(ids), "eos": bool(g.eos), "visual_tokens": int(visual.shape[1]),
-                        "logprobs": [float(x) for x in g.logprobs]})
-        return out
+def read_pages(reader, images: list, tier: str) -> list:
+    """Full-resolution page images -> `optimem.reader.Reading`s, through the renderer's one resampling function."""
+    return reader.read([render.page_at_tier(im, tier) for im in images], tier)
 
 
 def run_texts(args) -> None:
-    reader = Reader(args.model, args.device, args.max_new_tokens)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size)
     with open(args.texts) as f:
         items = [json.loads(line) for line in f if line.strip()]
     with open(args.out, "w") as out:
@@ -101,16 +86,18 @@ def run_texts(args) -> None:
             chunk = items[k:k + args.batch_size]
             pages = [render.render_plain_page(str(it["text"])) for it in chunk]
             t0 = time.time()
-            res = reader.read([p.image for p in pages], args.tier)
+            res = read_pages(reader, [p.image for p in pages], args.tier)
             dt = (time.time() - t0) / len(chunk)
-            out.writelines(json.dumps({"id": it.get("id"), "reference": page.text, "decoded": r["decoded"],
-                                      "visual_tokens": r["visual_tokens"], "eos": r["eos"], "seconds": round(dt, 3)}) + "\n" for it, page, r in zip(chunk, pages, res))
+            for it, page, r in zip(chunk, pages, res):
+                rec = {"id": it.get("id"), "reference": page.text, "decoded": r.text,
+                       "visual_tokens": visual_tokens(args.tier), "eos": r.complete, "seconds": round(dt, 3)}
+                out.write(json.dumps(rec) + "\n")
 
 
 def report(args) -> dict:
     from ocr_model import data
 
-    reader = Reader(args.model, args.device, args.max_new_tokens)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size)
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
@@ -121,12 +108,12 @@ def report(args) -> dict:
         for k in range(0, len(pages), args.batch_size):
             chunk = pages[k:k + args.batch_size]
             t0 = time.time()
-            res = reader.read([p.image for _, p in chunk], tier)
+            res = read_pages(reader, [p.image for _, p in chunk], tier)
             dt = (time.time() - t0) / len(chunk)
             for (kind, page), r in zip(chunk, res):
-                rows.append({"kind": kind, "cp": char_precision(page.text, r["decoded"]),
-                             "fox": fox_word_precision(page.text, r["decoded"]), "loop": not r["eos"], "seconds": dt,
-                             "visual_tokens": r["visual_tokens"], "ref_chars": len(page.text)})
+                rows.append({"kind": kind, "cp": char_precision(page.text, r.text),
+                             "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
+                             "visual_tokens": visual_tokens(tier), "ref_chars": len(page.text)})
         results[tier] = rows
     print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'s/page':>7}")
     summary = {}
