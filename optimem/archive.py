@@ -206,6 +206,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _dir_bytes(root: Path) -> int:
+    """Bytes of the files under root. A writer in another process may rename or delete a temp file while we
+    walk: such a file is skipped, not an error."""
+    total = 0
+    for f in root.rglob("*"):
+        try:
+            if f.is_file():
+                total += f.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write data to path so that a crash leaves either the old file or the new one, never a torn one."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -985,7 +998,7 @@ class Archive:
                 (self.namespace,),
             ).fetchone()[0]
             vectors = db.execute("SELECT COUNT(*) FROM vectors WHERE namespace = ?", (self.namespace,)).fetchone()[0]
-            size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+            size = _dir_bytes(self.path)
             return {
                 "turns": {s: turns.get(s, 0) for s in ("verbatim", "archived", "forgotten")},
                 "pages": {t: pages.get(t, 0) for t in TIER_TOKENS if pages.get(t, 0) or t != "large"},

@@ -211,3 +211,25 @@ def test_second_writer_in_the_same_process_is_named(tmp_path):
         Archive.open(tmp_path / "s", lock_timeout=0)
     a.close()
     Archive.open(tmp_path / "s", lock_timeout=0).close()
+
+
+def test_store_size_skips_files_that_vanish_mid_walk(tmp_path, monkeypatch):
+    """Another process's writer renames its temp file between our is_file() and stat(): skip it, don't fail."""
+    from pathlib import Path
+
+    from optimem import archive
+
+    (tmp_path / "a.bin").write_bytes(b"x" * 10)
+    (tmp_path / ".b.png.123.tmp").write_bytes(b"y" * 5)
+    assert archive._dir_bytes(tmp_path) == 15
+    real_stat, calls = Path.stat, {}
+
+    def stat(self, *a, **k):  # the temp file exists for the first look, then it is gone
+        if self.name.endswith(".tmp"):
+            calls[self.name] = calls.get(self.name, 0) + 1
+            if calls[self.name] > 1:
+                raise FileNotFoundError(self)
+        return real_stat(self, *a, **k)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    assert archive._dir_bytes(tmp_path) == 10
