@@ -20,3 +20,20 @@ def tiny_model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny-model")
     save_pretrained(build_model(cfg), tok, d)
     return d
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """load_benchmark(name) imports benchmarks/<name>.py (a script folder, not a package) as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, root / "benchmarks" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture
-def fox():
-    return _load("fox_like")
+def fox(load_benchmark):
+    return load_benchmark("fox_like")
 
 
 @pytest.fixture

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _locomo(tmp_path, n_turns=60):
@@ -44,8 +33,8 @@ def _locomo(tmp_path, n_turns=60):
     return path
 
 
-def test_load_locomo_and_score(tmp_path):
-    lr = _load("locomo_recall")
+def test_load_locomo_and_score(tmp_path, load_benchmark):
+    lr = load_benchmark("locomo_recall")
     convs = lr.load_locomo(str(_locomo(tmp_path)))
     assert len(convs) == 1 and len(convs[0]["turns"]) == 60
     assert "[shares a photo of a red kite]" in convs[0]["turns"][5][2]
@@ -54,8 +43,8 @@ def test_load_locomo_and_score(tmp_path):
     assert s["hit@1"] is False and s["hit@5"] is True and s["all@10"] is False
 
 
-def test_locomo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsys):
-    lr = _load("locomo_recall")
+def test_locomo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsys, load_benchmark):
+    lr = load_benchmark("locomo_recall")
     out = tmp_path / "res.json"
     res = lr.main(
         [

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_instant_reader_is_a_page_reader():
+def test_instant_reader_is_a_page_reader(load_benchmark):
     from optimem.reader import PageReader
 
-    speed = _load("speed")
+    speed = load_benchmark("speed")
     assert isinstance(speed.InstantReader(), PageReader)
 
 
@@ -33,8 +22,8 @@ def _conversation(n_turns, seed=0):
     ]
 
 
-def test_speed_end_to_end_with_a_tiny_model(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    speed = _load("speed")
+def test_speed_end_to_end_with_a_tiny_model(tiny_model_dir, tmp_path, capsys, monkeypatch, load_benchmark):
+    speed = load_benchmark("speed")
     monkeypatch.setattr(speed, "conversation", _conversation)  # no bench-extra text packages needed
     out = tmp_path / "speed.json"
     res = speed.main(
