@@ -85,9 +85,10 @@ class PageBatches(torch.utils.data.IterableDataset):
     mid-run crashed a 4-GPU run: the old workers' shared-memory batches piled up)."""
 
     def __init__(self, corpus_dir: str, split: str, stage_index, tokenizer_path: str, batch_size: int,
-                 max_tokens: int, seed: int):
+                 max_tokens: int, seed: int, max_positions: int):
         self.corpus_dir, self.split, self.stage_index = corpus_dir, split, stage_index
         self.tokenizer_path, self.batch_size, self.max_tokens, self.seed = tokenizer_path, batch_size, max_tokens, seed
+        self.max_positions = max_positions
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -98,10 +99,10 @@ class PageBatches(torch.utils.data.IterableDataset):
         while True:
             stage = STAGES[self.stage_index.value]
             tier = rng.choice(stage.tiers)
-            yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier), rng)
+            yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier, self.max_positions), rng)
 
 
-def token_budget(max_tokens: int, tier: str, max_positions: int = 2048) -> int:
+def token_budget(max_tokens: int, tier: str, max_positions: int) -> int:
     """Text tokens (incl. EOS) that fit after [BOS] + the tier's visual positions in `max_positions`."""
     g = TIER_GRID[tier]
     return min(max_tokens, max_positions - 1 - (g * (g + 1) + 1))
@@ -326,8 +327,9 @@ def main(argv=None) -> None:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     shared_stage = mp.Value("i", state["stage"])  # read by every render worker before each batch
+    max_positions = model.cfg.decoder.max_positions
     ds = PageBatches(args.corpus, "train", shared_stage, tok_path, args.batch_size, args.max_tokens,
-                     seed=args.seed + 7919 * rank + 104729 * state["step"])
+                     seed=args.seed + 7919 * rank + 104729 * state["step"], max_positions=max_positions)
     batches = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
                                                prefetch_factor=2 if args.workers else None))
 
@@ -338,10 +340,10 @@ def main(argv=None) -> None:
         rng = random.Random(99)  # the same held-out pages at every evaluation of a stage
         stage = STAGES[stage_idx]
         n = args.eval_pages
-        out = [make_batch(heldout, eval_tok, stage, tier, n, token_budget(args.max_tokens, tier), rng)
+        out = [make_batch(heldout, eval_tok, stage, tier, n, token_budget(args.max_tokens, tier, max_positions), rng)
                for tier in stage.tiers for _ in range(2)]
         if stage.name != "full" and args.eval_full:  # also track full 1024 px pages: the first milestone
-            out += [make_batch(heldout, eval_tok, STAGES[3], "base", n, token_budget(args.max_tokens, "base"), rng)]
+            out += [make_batch(heldout, eval_tok, STAGES[3], "base", n, token_budget(args.max_tokens, "base", max_positions), rng)]
             out[-1]["tier"] = "fullbase"
         return out
 

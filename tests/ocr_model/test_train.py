@@ -77,8 +77,8 @@ def test_make_batch_shapes(corpus_dir):  # noqa: F811
             assert real[-1] == tok.eos_id and tok.eos_id not in real[:-1]
         else:
             assert tok.eos_id not in real
-    assert train.token_budget(5000, "base") == 2048 - 1 - 273
-    assert train.token_budget(100, "tiny") == 100
+    assert train.token_budget(5000, "base", 2048) == 2048 - 1 - 273
+    assert train.token_budget(100, "tiny", 2048) == 100
     x = train.to_model_input(b["pixels"])
     assert x.shape == (3, 3, 640, 640) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
 
@@ -89,7 +89,8 @@ def test_workers_follow_the_shared_stage_index(corpus_dir):  # noqa: F811
     if not os.path.exists(TOKENIZER):
         pytest.skip("shipped tokenizer missing")
     stage = mp.Value("i", 0)
-    ds = train.PageBatches(corpus_dir, "train", stage, TOKENIZER, batch_size=4, max_tokens=2048, seed=0)
+    ds = train.PageBatches(corpus_dir, "train", stage, TOKENIZER, batch_size=4, max_tokens=2048, seed=0,
+                           max_positions=2048)
     it = iter(ds)
     rows = lambda b: int((b["glyphs"] > 0).any(dim=-1).any(dim=2).sum(dim=1).max())
     first = next(it)
