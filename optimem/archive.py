@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from optimem.errors import (
@@ -234,6 +233,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # FAISS
 
 
+def _faiss() -> Any:
+    """faiss, imported on first use, so that `import optimem` (and the renderer that training uses) does not load it."""
+    import faiss
+
+    return faiss
+
+
 class VectorIndex:
     """int64 ids -> L2-normalised vectors; inner-product search. Exact below hnsw_threshold, HNSW above.
 
@@ -248,19 +254,19 @@ class VectorIndex:
         self.kind = "flat"
         self.dead: set[int] = set()
 
-    def _empty(self, kind: str) -> faiss.IndexIDMap2:
+    def _empty(self, kind: str) -> Any:  # a faiss.IndexIDMap2
         if kind == "flat":
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        hnsw = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            return _faiss().IndexIDMap2(_faiss().IndexFlatIP(self.dim))
+        hnsw = _faiss().IndexHNSWFlat(self.dim, 32, _faiss().METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = 80
-        return faiss.IndexIDMap2(hnsw)
+        return _faiss().IndexIDMap2(hnsw)
 
     @property
     def live(self) -> int:
         return int(self.index.ntotal) - len(self.dead)
 
     def _contents(self) -> tuple[np.ndarray, np.ndarray]:
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)  # (N,)
+        ids = _faiss().vector_to_array(self.index.id_map).astype(np.int64)  # (N,)
         vecs = self.index.index.reconstruct_n(0, int(self.index.ntotal)) if len(ids) else np.zeros((0, self.dim))
         keep = np.array([i not in self.dead for i in ids], dtype=bool) if self.dead else slice(None)
         return ids[keep], np.asarray(vecs, dtype=np.float32)[keep]
@@ -296,7 +302,7 @@ class VectorIndex:
             return []
         want = min(n + len(self.dead), total)
         if self.kind == "hnsw":
-            faiss.downcast_index(self.index.index).hnsw.efSearch = max(64, want)
+            _faiss().downcast_index(self.index.index).hnsw.efSearch = max(64, want)
         sims, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), want)
         out = [(int(i), float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0 and int(i) not in self.dead]
         return out[:n]
@@ -308,16 +314,16 @@ class VectorIndex:
         return vi
 
     def to_bytes(self) -> bytes:
-        return faiss.serialize_index(self.index).tobytes()
+        return _faiss().serialize_index(self.index).tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes, dim: int, dead: Sequence[int], *, hnsw_threshold: int) -> VectorIndex:
         vi = cls(dim, hnsw_threshold=hnsw_threshold)
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        if not isinstance(index, faiss.IndexIDMap2) or index.d != dim:
+        index = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if not isinstance(index, _faiss().IndexIDMap2) or index.d != dim:
             raise StoreFormatError("FAISS index file has the wrong type or dimension")
         vi.index = index
-        vi.kind = "hnsw" if isinstance(faiss.downcast_index(index.index), faiss.IndexHNSWFlat) else "flat"
+        vi.kind = "hnsw" if isinstance(_faiss().downcast_index(index.index), _faiss().IndexHNSWFlat) else "flat"
         vi.dead = {int(i) for i in dead}
         return vi
 
