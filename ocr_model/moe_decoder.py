@@ -109,8 +109,8 @@ class Attention(nn.Module):
                 ck[:, :, :T] = k
                 cv[:, :, :T] = v
             else:
-                ck.index_copy_(2, slot, k)
-                cv.index_copy_(2, slot, v)
+                ck.index_copy_(2, slot, k.to(ck.dtype))  # under autocast k is bf16, the cache the weights' dtype
+                cv.index_copy_(2, slot, v.to(cv.dtype))
                 k, v = ck[:, :, :kv_len], cv[:, :, :kv_len]  # [B,nh,S,hd] (or the first kv_len slots)
         if mask is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)

@@ -120,6 +120,14 @@ def test_generate_errors(tiny_model, visual):
         tiny_model(torch.zeros(1, 600, dtype=torch.long), visual[:1])
 
 
+def test_generate_under_autocast_on_fp32_weights(tiny_model, visual):
+    """Training's greedy check runs generate on fp32 master weights under bf16 autocast: the KV cache is fp32
+    while new keys are bf16 (this crashed run s2 at its first decode check)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gens = tiny_model.generate(visual[:2], max_new_tokens=4, cuda_graph=False)
+    assert len(gens) == 2 and all(1 <= len(g.token_ids) <= 4 for g in gens)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("OPTIMEM_SLOW"), reason="torch.compile takes ~100 s on 2 cores; set OPTIMEM_SLOW=1")
 def test_torch_compile_training_step(tiny_cfg):
