@@ -17,10 +17,8 @@ Synthetic kinds (made on the fly, seeded): random characters, random words, stru
 tables, logs, key-value facts with random IDs, dates, URLs, numbers). A language model cannot guess these,
 so the only way to lower their loss is to read the image.
 
-Glyph targets: the renderer puts every character in a known cell of a fixed grid. For a token grid of g x g
-visual tokens (g = tier size / 64), each visual token covers a square of 1024/g page pixels; a cell belongs to
-the token whose square holds the cell's centre. Each token predicts a fixed set of slots (rows x cols of the
-cells it may own); slots that own no cell are ignored. See `slot_table`.
+Glyph targets: the renderer puts every character in a known cell of a fixed grid; each visual token predicts
+the glyph classes of the cells its page region owns (`ocr_model.glyphs` has the geometry and the heads).
 """
 from __future__ import annotations
 
@@ -34,11 +32,11 @@ import string
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from ocr_model.glyphs import N_GLYPH_CLASSES, glyph_classes, slot_table  # noqa: F401 (re-exported)
 from optimem import render
 
 RS = "\x1e"
@@ -47,41 +45,7 @@ SYNTHETIC_KINDS = ("random_chars", "random_words", "structured")
 KINDS = REAL_KINDS + SYNTHETIC_KINDS
 
 # ----------------------------------------------------------------------------------------------------------
-# glyph classes and slot geometry
-
-N_GLYPH_CLASSES = 96  # 0 = blank cell, 1..94 = printable ASCII '!'..'~', 95 = anything else drawn
-
-
-def glyph_classes(codes: np.ndarray) -> np.ndarray:
-    """Map `Page.cell_codes()` (codepoints, 0 empty, -1 right half of a wide char) to glyph classes."""
-    cls = np.full(codes.shape, 95, dtype=np.int64)
-    cls[(codes == 0) | (codes == 32)] = 0
-    printable = (codes >= 33) & (codes <= 126)
-    cls[printable] = codes[printable] - 32
-    return cls
-
-
-@cache
-def slot_table(grid: int) -> np.ndarray:
-    """For a g x g token grid: flat cell index (r * COLS + c) for each (token row, token col, slot), -1 if none.
-
-    Shape (g, g, S) with S = max rows per token * max cols per token.
-    """
-    span = render.PAGE_SIZE / grid  # page pixels covered by one visual token
-    col_centre = [render.MARGIN_X + (c + 0.5) * render.CELL_W for c in range(render.COLS)]
-    row_centre = [render.MARGIN_Y + (r + 0.5) * render.CELL_H for r in range(render.ROWS)]
-    cols_of = [[c for c, x in enumerate(col_centre) if j * span <= x < (j + 1) * span] for j in range(grid)]
-    rows_of = [[r for r, y in enumerate(row_centre) if i * span <= y < (i + 1) * span] for i in range(grid)]
-    n_cols = max(len(cs) for cs in cols_of)
-    n_rows = max(len(rs) for rs in rows_of)
-    table = np.full((grid, grid, n_rows * n_cols), -1, dtype=np.int64)
-    for i, rs in enumerate(rows_of):
-        for j, cs in enumerate(cols_of):
-            for a, r in enumerate(rs):
-                for b, c in enumerate(cs):
-                    table[i, j, a * n_cols + b] = r * render.COLS + c
-    return table
-
+# glyph targets (classes and slot geometry live in ocr_model.glyphs, shared with the reader)
 
 def glyph_targets(page: render.Page, grid: int) -> np.ndarray:
     """(g, g, S) int64 glyph classes per token slot; -100 where a slot owns no cell."""

@@ -56,15 +56,18 @@ def fox_word_precision(reference: str, decoded: str) -> float:
     return len(ref & hyp) / len(hyp) if hyp else (1.0 if not ref else 0.0)
 
 
-def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int = 1200, batch_size: int = 8):
-    """The library's own page reader (`optimem.reader.OpticalReader`) over a checkpoint (default: shipped)."""
+def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int = 1200, batch_size: int = 8,
+                mode: str = "auto"):
+    """The library's own page reader (`optimem.reader.OpticalReader`) over a checkpoint (default: shipped);
+    `mode` picks grid (glyph heads), decoder, or auto (grid where it can spell the page)."""
     from optimem.reader import OpticalReader, shipped_model_dir
 
     d = model_dir or shipped_model_dir()
     if d is None:
         raise FileNotFoundError("no shipped model under ocr_model/weights/; pass --model DIR (a directory written "
                                 "by ocr_model.weights.save_pretrained)")
-    return OpticalReader.from_pretrained(d, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return OpticalReader.from_pretrained(d, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                         mode=mode)
 
 
 def visual_tokens(tier: str) -> int:
@@ -77,8 +80,23 @@ def read_pages(reader, images: list, tier: str) -> list:
     return reader.read([render.page_at_tier(im, tier) for im in images], tier)
 
 
+def needle_page(corpus, rng: random.Random):
+    """A held-out prose page with one fact holding a random ID on a random line of its first 30 rows.
+    Returns (page, the ID)."""
+    from ocr_model import data
+
+    value = data.random_id(rng)
+    fact = f"The access code for locker {rng.randint(1, 99)} is {value}."
+    lines = corpus.sample("prose", rng, n_chars=2600).split("\n")
+    at = rng.randint(0, min(len(lines), 30))
+    page = render.render_plain_page("\n".join(lines[:at] + [fact] + lines[at:]))
+    if value not in page.text:  # the lines above it filled the page: put the fact first
+        page = render.render_plain_page("\n".join([fact] + lines))
+    return page, value
+
+
 def run_texts(args) -> None:
-    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader)
     with open(args.texts) as f:
         items = [json.loads(line) for line in f if line.strip()]
     with open(args.out, "w") as out:
@@ -97,11 +115,14 @@ def run_texts(args) -> None:
 def report(args) -> dict:
     from ocr_model import data
 
-    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader)
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
     pages = [(kind, data.make_page(corpus, full, rng, kind)[0]) for kind in data.KINDS for _ in range(args.pages)]
+    needles = [needle_page(corpus, rng) for _ in range(args.needles)]
+    pages += [("needles", page) for page, _ in needles]
+    needle_of = {id(page): value for page, value in needles}
     results: dict = {}
     for tier in args.tiers.split(","):
         rows = []
@@ -111,23 +132,30 @@ def report(args) -> dict:
             res = read_pages(reader, [p.image for _, p in chunk], tier)
             dt = (time.time() - t0) / len(chunk)
             for (kind, page), r in zip(chunk, res):
-                rows.append({"kind": kind, "cp": char_precision(page.text, r.text),
+                rows.append({"kind": kind, "cp": char_precision(page.text, r.text), "method": r.method,
+                             "needle_exact": (needle_of[id(page)] in r.text) if id(page) in needle_of else None,
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
                              "visual_tokens": visual_tokens(tier), "ref_chars": len(page.text)})
         results[tier] = rows
-    print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'s/page':>7}")
+    print(f"reader mode: {args.reader}; 'all' = the {len(data.KINDS)} text kinds; 'needles' = held-out prose pages with "
+          "one random-ID fact, 'exact' = the ID read verbatim")
+    print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'grid':>5} {'exact':>6} {'s/page':>7}")
     summary = {}
     for tier, rows in results.items():
-        for kind in list(data.KINDS) + ["all"]:
-            sel = [r for r in rows if kind == "all" or r["kind"] == kind]
+        for kind in list(data.KINDS) + ["all", "needles"]:
+            sel = [r for r in rows if r["kind"] == kind or (kind == "all" and r["kind"] != "needles")]
             if not sel:
                 continue
             s = {"pages": len(sel), "char_precision": float(np.mean([r["cp"] for r in sel])),
                  "fox_precision": float(np.mean([r["fox"] for r in sel])), "loop_rate": float(np.mean([r["loop"] for r in sel])),
+                 "grid_share": float(np.mean([r["method"] == "grid" for r in sel])),
                  "seconds_per_page": float(np.mean([r["seconds"] for r in sel]))}
+            if kind == "needles":
+                s["needle_exact"] = float(np.mean([r["needle_exact"] for r in sel]))
             summary[f"{tier}/{kind}"] = s
+            exact = f"{s['needle_exact']:6.3f}" if "needle_exact" in s else f"{'':6}"
             print(f"{tier:6} {kind:13} {s['pages']:5d} {s['char_precision']:9.3f} {s['fox_precision']:8.3f} "
-                  f"{s['loop_rate']:6.2f} {s['seconds_per_page']:7.2f}")
+                  f"{s['loop_rate']:6.2f} {s['grid_share']:5.2f} {exact} {s['seconds_per_page']:7.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"summary": summary, "pages": results}, f, indent=1)
@@ -144,6 +172,9 @@ def main(argv=None) -> None:
     ap.add_argument("--corpus", default="corpus", help="corpus directory (with --report)")
     ap.add_argument("--tiers", default="base,small,tiny", help="comma-separated tiers (with --report)")
     ap.add_argument("--pages", type=int, default=8, help="held-out pages per text kind (with --report)")
+    ap.add_argument("--needles", type=int, default=20, help="needle pages (a random ID on held-out prose; with --report)")
+    ap.add_argument("--reader", default="auto", choices=("auto", "grid", "decoder"),
+                    help="auto: glyph heads where they can spell the page, else the decoder (see optimem.reader)")
     ap.add_argument("--json", default=None, help="also write the report's numbers here (with --report)")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed (with --report)")
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")

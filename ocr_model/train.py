@@ -8,7 +8,7 @@
 Why the glyph loss: a plain end-to-end recipe lets the decoder learn a language model and ignore the image.
 The renderer tells us exactly which character sits in every cell, so each visual token (after the projector,
 the very vectors the decoder reads) is asked to name the characters of its page region, slot by slot
-(`ocr_model.data.slot_table`). That gives the vision tower a dense, exact signal from step 0.
+(`ocr_model.glyphs.slot_table`). That gives the vision tower a dense, exact signal from step 0.
 
 The curriculum advances on held-out glyph accuracy (non-blank cells), never on the clock: one or two rows
 of mostly random characters at 1024 px, then more rows, full pages, then the 640/512/384 px tiers.
@@ -31,10 +31,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from ocr_model import data
+from ocr_model import data, glyphs
 from ocr_model.config import load_config
+from ocr_model.glyphs import make_glyph_heads, save_glyph_heads
 from ocr_model.tokenizer import Tokenizer
 from ocr_model.weights import build_model, load_pretrained, save_pretrained
 from optimem import render
@@ -51,29 +51,6 @@ STAGES = (
     data.Stage("all-tiers", max_rows=render.ROWS, min_rows=12, tiers=("base", "small", "tiny")),
     data.Stage("all-tiers+gist", max_rows=render.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist", "large")),
 )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# glyph heads
-
-class GlyphHead(nn.Module):
-    """Per visual token: S slot vectors -> glyph class logits. One head per token-grid size (slot sets differ)."""
-
-    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64):
-        super().__init__()
-        self.n_slots, self.slot_dim = n_slots, slot_dim
-        self.slots = nn.Linear(dim, n_slots * slot_dim)
-        self.norm = nn.LayerNorm(slot_dim)
-        self.cls = nn.Linear(slot_dim, data.N_GLYPH_CLASSES)
-
-    def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        B, h, w, _ = grid.shape
-        x = self.slots(grid).view(B, h, w, self.n_slots, self.slot_dim)  # (B, h, w, S, E)
-        return self.cls(F.gelu(self.norm(x)))  # (B, h, w, S, classes)
-
-
-def make_glyph_heads(dim: int) -> nn.ModuleDict:
-    return nn.ModuleDict({str(g): GlyphHead(dim, data.slot_table(g).shape[-1]) for g in sorted(set(TIER_GRID.values()))})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,7 +182,7 @@ def save_checkpoint(path, model, heads, opt, state: dict, tokenizer) -> None:
     tmp = path + ".tmp"
     os.makedirs(tmp, exist_ok=True)
     save_pretrained(model, tokenizer, tmp, dtype=torch.bfloat16)
-    save_file({k: v.detach().to(torch.bfloat16).contiguous() for k, v in heads.state_dict().items()}, os.path.join(tmp, "glyph_heads.safetensors"))
+    save_glyph_heads(heads, tmp)
     names = {id(p): n for n, p in list(model.named_parameters()) + [("glyph." + n, p) for n, p in heads.named_parameters()]}
     opt_state = {}
     for group in opt.param_groups:
@@ -309,9 +286,16 @@ def main(argv=None) -> None:
     if distributed:
         dist.barrier()
     model.to(device).train()
-    heads = make_glyph_heads(model.cfg.decoder.dim).to(device)
-    if src and os.path.exists(os.path.join(src, "glyph_heads.safetensors")):
-        heads.load_state_dict({k: v.float() for k, v in load_file(os.path.join(src, "glyph_heads.safetensors")).items()})
+    heads = make_glyph_heads(model.cfg.decoder.dim, TIER_GRID.values())
+    if src and os.path.exists(os.path.join(src, glyphs.FILENAME)):
+        # a shipped model may carry heads for some grids only: the others start fresh
+        stored = {k: v.float() for k, v in load_file(os.path.join(src, glyphs.FILENAME)).items()}
+        missing, unexpected = heads.load_state_dict(stored, strict=False)
+        if unexpected:
+            raise SystemExit(f"{src}/{glyphs.FILENAME} has heads this trainer does not know: {unexpected[:4]}")
+        if master and missing:
+            print(f"glyph heads not in {src}, starting fresh: grids {sorted({k.split('.')[0] for k in missing})}")
+    heads = heads.to(device)
     if distributed:  # same start on every rank
         for p in list(model.parameters()) + list(heads.parameters()):
             dist.broadcast(p.data, 0)

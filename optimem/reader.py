@@ -1,14 +1,24 @@
 """Page images -> text through an `ocr_model` checkpoint, with a confidence; imported lazily by Memory.
 
     PageReader          protocol Memory needs: read(images, tier) -> [Reading], count_tokens(text)
-    OpticalReader       any ocr_model checkpoint: encode at the page's tier, greedy decode, confidence
+    OpticalReader       any ocr_model checkpoint: encode at the page's tier, then read the visual tokens
     shipped_model_dir() the model shipped in ocr_model/weights/<name>/, or None
     load_reader(model)  None | checkpoint path | (model, tokenizer) | PageReader  ->  PageReader
 
-Confidence of a reading = exp(mean log p) over the generated tokens: the geometric mean of the
-probability the model gave each token it chose (taken before the n-gram ban). 1.0 = certain of every
-token; a random-weight model gives ~1/vocab. A reading that hit max_new_tokens without EOS (often a
-repetition loop) has complete=False.
+Two ways to read the visual tokens (OpticalReader's `mode`):
+
+    grid     the glyph heads (ocr_model/glyphs.py, `glyph_heads.safetensors` beside the checkpoint): every
+             visual token names the characters of its page cells, all at once. Exact layout, no loops, no
+             autoregressive decode. Only printable ASCII can be spelled this way.
+    decoder  the MoE decoder generates the text token by token (greedy), as DeepSeek-OCR does.
+    auto     (default) grid when the checkpoint has a head for the tier's token grid and at most
+             `max_unknown` (5%) of the page's drawn cells hold something other than printable ASCII (each such
+             cell reads as U+FFFD); decoder for the other pages (mostly non-Latin text, no head).
+
+Confidence of a reading = exp(mean log p): over the characters of drawn cells for `grid` (the probability
+of each cell's chosen class), over the generated tokens for `decoder` (taken before the n-gram ban). 1.0 =
+certain of every choice; a random-weight model gives about 1/vocab. A decoder reading that hit
+max_new_tokens without EOS (often a repetition loop) has complete=False.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from PIL import Image
 
 from optimem.errors import ModelError, ModelNotFoundError
 
-__all__ = ["Reading", "PageReader", "OpticalReader", "shipped_model_dir", "load_reader"]
+__all__ = ["READ_MODES", "OpticalReader", "PageReader", "Reading", "load_reader", "shipped_model_dir"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +43,9 @@ class Reading:
 
     text: str
     confidence: float  # geometric mean token probability in [0, 1]
-    complete: bool  # ended with EOS (False: cut at max_new_tokens)
-    n_tokens: int
+    complete: bool  # ended with EOS (False: cut at max_new_tokens); always True for a grid reading
+    n_tokens: int  # decoded tokens (decoder) or the text's token count (grid)
+    method: str = "decoder"  # "grid" or "decoder": which part of the model read the page
 
 
 @runtime_checkable
@@ -77,22 +88,38 @@ def shipped_model_dir() -> Path | None:
     return None
 
 
+READ_MODES = ("auto", "grid", "decoder")
+
+
 class OpticalReader:
-    """Reads pages with an ocr_model OpticalModel + Tokenizer: encode at the tier, batched greedy decode."""
+    """Reads pages with an ocr_model OpticalModel + Tokenizer (+ optional glyph heads): see the module doc."""
 
     def __init__(
         self,
         model: Any,
         tokenizer: Any,
         *,
+        glyph_heads: Any = None,
+        mode: str = "auto",
+        max_unknown: float = 0.05,
         max_new_tokens: int | None = None,
         batch_size: int = 4,
         name: str = "ocr_model",
     ) -> None:
         import torch
 
+        if mode not in READ_MODES:
+            raise ValueError(f"mode must be one of {', '.join(READ_MODES)}; got {mode!r}")
+        if mode == "grid" and glyph_heads is None:
+            raise ModelError(
+                "mode='grid' needs glyph heads (glyph_heads.safetensors beside the checkpoint) and this model has "
+                "none; use mode='auto' or mode='decoder'"
+            )
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.batch_size, self.name = batch_size, name
+        self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device).eval()
+        if not 0.0 <= max_unknown <= 1.0:
+            raise ValueError(f"max_unknown is a fraction of a page's drawn cells, in [0, 1]; got {max_unknown}")
+        self.mode, self.max_unknown, self.batch_size, self.name = mode, max_unknown, batch_size, name
         # a full page is 75 x 38 = 2850 characters, ~1000 BPE tokens; the model's context may cap it lower
         self.max_new_tokens = max_new_tokens or 1200
         self._torch = torch
@@ -100,8 +127,9 @@ class OpticalReader:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str = "cpu", **kw: Any) -> OpticalReader:
-        """Load a directory written by ocr_model.weights.save_pretrained."""
+        """Load a directory written by ocr_model.weights.save_pretrained (and its glyph heads, if any)."""
         try:
+            from ocr_model.glyphs import load_glyph_heads
             from ocr_model.weights import load_pretrained
         except ImportError as e:
             raise ModelError(
@@ -109,31 +137,72 @@ class OpticalReader:
             ) from e
         try:
             model, tok = load_pretrained(path, device=device)
+            heads = load_glyph_heads(path, model.cfg.decoder.dim)
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load the OCR model from {path}: {e}") from e
-        return cls(model, tok, name=kw.pop("name", Path(path).name), **kw)
+        return cls(model, tok, glyph_heads=heads, name=kw.pop("name", Path(path).name), **kw)
+
+    def grids(self) -> list[int]:
+        """Token-grid sizes (tier side / 64) the glyph heads can read; [] without heads."""
+        return sorted(int(g) for g in self.glyph_heads) if self.glyph_heads is not None else []
 
     def encode(self, images: Sequence[Image.Image], tier: str) -> Any:
         """Visual tokens [B, Tv, D] for page images at `tier` (Tv = h*(w+1)+1, h = side/64)."""
+        return self.model.layout_visual(self._encode_grid(images, tier))
+
+    def _encode_grid(self, images: Sequence[Image.Image], tier: str) -> Any:
         from ocr_model.image_process import to_tensor
 
         pixels = to_tensor(list(images), tier)  # [B,3,S,S]
-        return self.model.encode(pixels.to(self.model.device))
+        return self.model.encode_grid(pixels.to(self.model.device))  # [B,h,w,D]
 
     def _room(self, visual_len: int) -> int:
         cap = self.model.cfg.decoder.max_positions - 1 - visual_len  # BOS + visual tokens come first
         return max(1, min(self.max_new_tokens, cap))
 
+    def _read_grid(self, grid: Any) -> list[tuple[Reading, float]]:
+        """Glyph-head readings of [b,h,w,D] token grids, each with the share of its drawn cells that are
+        not printable ASCII (read as U+FFFD)."""
+        from ocr_model.glyphs import OTHER, cells_text, read_cells
+
+        head = self.glyph_heads[str(grid.shape[1])]
+        probs = head(grid.to(head.cls.weight.dtype)).softmax(-1)  # [b,h,w,S,classes]
+        out = []
+        for p in probs:
+            cells, conf = read_cells(p)  # (ROWS, COLS) each
+            drawn = cells != 0
+            sel = conf[drawn] if drawn.any() else conf.reshape(-1)
+            confidence = float(math.exp(sum(math.log(max(c, 1e-12)) for c in sel.tolist()) / len(sel)))
+            text = cells_text(cells)
+            reading = Reading(text, confidence, True, len(self.tokenizer.encode(text)), method="grid")
+            out.append((reading, float((cells == OTHER).sum()) / max(1, int(drawn.sum()))))
+        return out
+
     def read(self, images: Sequence[Image.Image], tier: str) -> list[Reading]:
         out: list[Reading] = []
         with self._lock, self._torch.inference_mode():
             for s in range(0, len(images), self.batch_size):
-                visual = self.encode(images[s : s + self.batch_size], tier)  # [b,Tv,D]
-                gens = self.model.generate(visual, max_new_tokens=self._room(visual.shape[1]))
-                for g in gens:
-                    ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
-                    conf = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
-                    out.append(Reading(self.tokenizer.decode(ids), conf, bool(g.eos), len(ids)))
+                grid = self._encode_grid(images[s : s + self.batch_size], tier)  # [b,h,w,D]
+                readings: list[Reading | None] = [None] * grid.shape[0]
+                has_head = self.mode != "decoder" and str(grid.shape[1]) in (self.glyph_heads or {})
+                if self.mode == "grid" and not has_head:
+                    raise ModelError(
+                        f"mode='grid': the glyph heads read token grids {self.grids()}, not the {grid.shape[1]}x"
+                        f"{grid.shape[2]} grid of tier {tier!r}; use mode='auto' to let the decoder read it"
+                    )
+                if has_head:
+                    for i, (r, unknown) in enumerate(self._read_grid(grid)):
+                        if self.mode == "grid" or unknown <= self.max_unknown:
+                            readings[i] = r
+                rest = [i for i, r in enumerate(readings) if r is None]
+                if rest:
+                    visual = self.model.layout_visual(grid[rest])  # [n,Tv,D]
+                    gens = self.model.generate(visual, max_new_tokens=self._room(visual.shape[1]))
+                    for i, g in zip(rest, gens):
+                        ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
+                        conf = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
+                        readings[i] = Reading(self.tokenizer.decode(ids), conf, bool(g.eos), len(ids))
+                out.extend(r for r in readings if r is not None)
         return out
 
     def count_tokens(self, text: str) -> int:

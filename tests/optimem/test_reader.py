@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
+from ocr_model import glyphs
+from ocr_model.weights import load_pretrained
 from optimem import Memory, OpticalReader, PageReader, render
 from optimem.cli import main
 from optimem.embed import HashingEmbedder
@@ -84,3 +88,81 @@ def test_cli_add_recall_stats_consolidate(tmp_path, tiny_model_dir, capsys):
     assert "non-empty query" in capsys.readouterr().err
     assert main(["add", store, "x", "--namespace", "../evil", *common]) == 2
     assert "invalid namespace" in capsys.readouterr().err
+
+
+class _OracleHeads(torch.nn.Module):
+    """Glyph heads that 'read' the page set in `.page`: one-hot logits of its true cells, for any token grid."""
+
+    def __init__(self, grids=(16, 10)):
+        super().__init__()
+        self.grids = {str(g) for g in grids}
+        self.cls = torch.nn.Linear(1, 1)  # the reader casts the token grid to this weight's dtype
+        self.page = None
+
+    def __contains__(self, key):
+        return key in self.grids
+
+    def __iter__(self):
+        return iter(sorted(self.grids))
+
+    def __getitem__(self, key):
+        if key not in self.grids:
+            raise KeyError(key)
+        return self
+
+    def forward(self, grid):
+        g = grid.shape[1]
+        cls = glyphs.glyph_classes(self.page.cell_codes()).reshape(-1)
+        table = glyphs.slot_table(g)
+        target = torch.from_numpy(np.where(table >= 0, cls[np.clip(table, 0, None)], 0))
+        one = torch.nn.functional.one_hot(target, glyphs.N_GLYPH_CLASSES).float() * 30.0
+        return one.expand(grid.shape[0], *one.shape)
+
+
+def test_grid_mode_spells_the_page_and_auto_leaves_foreign_pages_to_the_decoder(tiny_model_dir):
+    model, tok = load_pretrained(tiny_model_dir)
+    heads = _OracleHeads()
+    reader = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=6)
+    page = render.render_plain_page("[user #3]\nThe locker code is QX-4821-MB.\n    indented  line")
+    heads.page = page
+    (r,) = reader.read([page.image], "base")
+    assert r.method == "grid" and r.text == page.text and r.complete and r.confidence > 0.99
+    assert r.n_tokens == len(tok.encode(page.text))
+    # a page mostly outside printable ASCII: auto hands it to the decoder, grid spells what it can
+    heads.page = foreign = render.render_plain_page("ÀÉÎÕÜ " * 20)
+    (r,) = reader.read([foreign.image], "base")
+    assert r.method == "decoder" and r.n_tokens <= 6
+    (r,) = OpticalReader(model, tok, glyph_heads=heads, mode="grid").read([foreign.image], "base")
+    assert r.method == "grid" and set(r.text) <= {"\ufffd", " ", "\n"}
+    # a tier without a head: auto decodes, grid refuses with a clear error
+    (r,) = reader.read([render.page_at_tier(page.image, "tiny")], "tiny")
+    assert r.method == "decoder"
+    with pytest.raises(ModelError, match="tier 'tiny'"):
+        OpticalReader(model, tok, glyph_heads=heads, mode="grid").read([render.page_at_tier(page.image, "tiny")], "tiny")
+    (r,) = OpticalReader(model, tok, glyph_heads=heads, mode="decoder", max_new_tokens=6).read([page.image], "base")
+    assert r.method == "decoder"
+
+
+def test_reader_mode_errors(tiny_model_dir):
+    model, tok = load_pretrained(tiny_model_dir)
+    with pytest.raises(ModelError, match="glyph heads"):
+        OpticalReader(model, tok, mode="grid")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        OpticalReader(model, tok, mode="fast")
+    with pytest.raises(ValueError, match="max_unknown"):
+        OpticalReader(model, tok, max_unknown=2.0)
+
+
+def test_from_pretrained_loads_glyph_heads_beside_the_checkpoint(tiny_model_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "with-heads"
+    shutil.copytree(tiny_model_dir, d)
+    model, _ = load_pretrained(d)
+    glyphs.save_glyph_heads(glyphs.make_glyph_heads(model.cfg.decoder.dim, [16]), d)
+    reader = OpticalReader.from_pretrained(d, mode="grid")
+    assert reader.grids() == [16]
+    page = render.render_plain_page("hello")
+    (r,) = reader.read([page.image], "base")
+    assert r.method == "grid" and len(r.text) <= render.ROWS * (render.COLS + 1)  # random heads read noise
+    assert OpticalReader.from_pretrained(tiny_model_dir).grids() == []

@@ -1,0 +1,133 @@
+"""Glyph readout: each visual token predicts the characters of its own page region.
+
+The renderer (`optimem.render`) draws every character in a known cell of a fixed 75 x 38 grid. For a token
+grid of g x g visual tokens (g = tier size / 64), each token covers a square of 1024/g page pixels, and a cell
+belongs to the token whose square holds the cell's centre. A `GlyphHead` maps every token (the projector
+output, before the decoder) to S slot vectors and each slot to one of 96 glyph classes:
+
+    0        blank cell (nothing drawn, or a space)
+    1..94    printable ASCII '!'..'~'
+    95       anything else drawn (non-ASCII, a wide character's halves, a replacement box)
+
+Training uses the heads as a dense auxiliary loss from step 0 (ocr_model/train.py). At read time they are a
+second, non-autoregressive reader: argmax per cell, rows right-stripped and joined by newlines, which is
+exactly how `render.Page.text` is defined. Cells of class 95 cannot be spelled from the class alone, so a page
+that has any is left to the decoder (see `optimem.reader.OpticalReader`).
+
+Heads are stored beside a checkpoint as `glyph_heads.safetensors` (keys `<grid>.slots.weight`, ...); the
+official DeepSeek-OCR checkpoint has none, and then only the decoder reads.
+"""
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optimem import render
+
+N_GLYPH_CLASSES = 96
+OTHER = 95
+_CHARS = np.array([" "] + [chr(33 + i) for i in range(94)] + ["\ufffd"])
+FILENAME = "glyph_heads.safetensors"
+
+
+def glyph_classes(codes: np.ndarray) -> np.ndarray:
+    """Map `Page.cell_codes()` (codepoints, 0 empty, -1 right half of a wide char) to glyph classes."""
+    cls = np.full(codes.shape, OTHER, dtype=np.int64)
+    cls[(codes == 0) | (codes == 32)] = 0
+    printable = (codes >= 33) & (codes <= 126)
+    cls[printable] = codes[printable] - 32
+    return cls
+
+
+@cache
+def slot_table(grid: int) -> np.ndarray:
+    """For a g x g token grid: flat cell index (r * COLS + c) for each (token row, token col, slot), -1 if none.
+
+    Shape (g, g, S) with S = max rows per token * max cols per token.
+    """
+    span = render.PAGE_SIZE / grid  # page pixels covered by one visual token
+    col_centre = [render.MARGIN_X + (c + 0.5) * render.CELL_W for c in range(render.COLS)]
+    row_centre = [render.MARGIN_Y + (r + 0.5) * render.CELL_H for r in range(render.ROWS)]
+    cols_of = [[c for c, x in enumerate(col_centre) if j * span <= x < (j + 1) * span] for j in range(grid)]
+    rows_of = [[r for r, y in enumerate(row_centre) if i * span <= y < (i + 1) * span] for i in range(grid)]
+    n_cols = max(len(cs) for cs in cols_of)
+    n_rows = max(len(rs) for rs in rows_of)
+    table = np.full((grid, grid, n_rows * n_cols), -1, dtype=np.int64)
+    for i, rs in enumerate(rows_of):
+        for j, cs in enumerate(cols_of):
+            for a, r in enumerate(rs):
+                for b, c in enumerate(cs):
+                    table[i, j, a * n_cols + b] = r * render.COLS + c
+    return table
+
+
+class GlyphHead(nn.Module):
+    """Per visual token: S slot vectors -> glyph class logits. One head per token-grid size (slot sets differ)."""
+
+    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64):
+        super().__init__()
+        self.n_slots, self.slot_dim = n_slots, slot_dim
+        self.slots = nn.Linear(dim, n_slots * slot_dim)
+        self.norm = nn.LayerNorm(slot_dim)
+        self.cls = nn.Linear(slot_dim, N_GLYPH_CLASSES)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        B, h, w, _ = grid.shape
+        x = self.slots(grid).view(B, h, w, self.n_slots, self.slot_dim)  # (B, h, w, S, E)
+        return self.cls(F.gelu(self.norm(x)))  # (B, h, w, S, classes)
+
+
+def make_glyph_heads(dim: int, grids) -> nn.ModuleDict:
+    """One fresh head per token-grid size in `grids`, keyed by str(grid)."""
+    return nn.ModuleDict({str(g): GlyphHead(dim, slot_table(g).shape[-1]) for g in sorted(set(grids))})
+
+
+def save_glyph_heads(heads: nn.ModuleDict, directory: str | os.PathLike, grids=None) -> None:
+    """Write `heads` (or only those of `grids`) as bf16 to DIR/glyph_heads.safetensors."""
+    from safetensors.torch import save_file
+
+    keep = None if grids is None else {str(g) for g in grids}
+    state = {k: v.detach().to(torch.bfloat16).cpu().contiguous() for k, v in heads.state_dict().items()
+             if keep is None or k.split(".", 1)[0] in keep}
+    save_file(state, os.path.join(directory, FILENAME))
+
+
+def load_glyph_heads(directory: str | os.PathLike, dim: int) -> nn.ModuleDict | None:
+    """The heads stored in DIR/glyph_heads.safetensors (fp32), or None when the checkpoint has none."""
+    from safetensors.torch import load_file
+
+    path = os.path.join(directory, FILENAME)
+    if not os.path.exists(path):
+        return None
+    state = load_file(path)
+    grids = sorted({int(k.split(".", 1)[0]) for k in state})
+    heads = make_glyph_heads(dim, grids)
+    try:
+        heads.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not match a decoder of width {dim}: {e}") from e
+    return heads
+
+
+def read_cells(probs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """probs (g, g, S, classes) of one page -> (class, probability) per page cell, each (ROWS, COLS)."""
+    g = probs.shape[0]
+    table = slot_table(g)
+    p, cls = probs.float().max(-1)  # (g, g, S)
+    owned = table >= 0
+    cells = np.zeros(render.ROWS * render.COLS, dtype=np.int64)
+    conf = np.ones(render.ROWS * render.COLS, dtype=np.float64)
+    cells[table[owned]] = cls.cpu().numpy()[owned]
+    conf[table[owned]] = p.cpu().numpy()[owned]
+    return cells.reshape(render.ROWS, render.COLS), conf.reshape(render.ROWS, render.COLS)
+
+
+def cells_text(cells: np.ndarray) -> str:
+    """(ROWS, COLS) glyph classes -> the page text as `render.Page.text` defines it (class 95 -> U+FFFD)."""
+    rows = ["".join(_CHARS[row]).rstrip(" ") for row in cells]
+    return "\n".join(rows).rstrip("\n")
