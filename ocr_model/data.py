@@ -7,7 +7,8 @@ pixels it will read.
     python -m ocr_model.data build --out corpus/          # collect text shipped by packages into corpus/
     python -m ocr_model.data preview --corpus corpus/ --out preview/   # render a few sample pages
 
-Corpus layout: `corpus/<kind>.<split>.txt.gz`, documents separated by RS (U+001E); split is `train` or
+Corpus layout: `corpus/<kind>.<split>.txt.xz` (xz: a third smaller than gzip, which matters for the 64 MiB that
+travel to the GPU machine; `.txt.gz` is read too), documents separated by RS (U+001E); split is `train` or
 `heldout` by a hash of the document's source name and index (1 in 20 held out). Kinds:
     prose     Python documentation (.rst sources), Jargon File, KJV Bible, Devil's Dictionary, Debian reference
     dialogue  chatterbot-corpus conversations and fortune cookies, formatted as chat turns
@@ -26,6 +27,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import random
 import string
@@ -145,12 +147,12 @@ def build_corpus(out: str) -> dict[str, dict[str, int]]:
     for kind, docs in (("prose", _prose_docs()), ("dialogue", _dialogue_docs()), ("code", _code_docs())):
         for split in ("train", "heldout"):
             chosen = [text for name, text in docs if _is_heldout(name) == (split == "heldout")]
-            with gzip.open(os.path.join(out, f"{kind}.{split}.txt.gz"), "wt", encoding="utf-8") as f:
+            with lzma.open(os.path.join(out, f"{kind}.{split}.txt.xz"), "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME) as f:
                 f.write(RS.join(chosen))
             sizes.setdefault(kind, {})[split] = sum(len(t) for t in chosen)
     words = Path("/usr/share/dict/american-english").read_text(encoding="utf-8").split()
     words = sorted({w for w in words if w.isascii() and "'" not in w})
-    with gzip.open(os.path.join(out, "words.txt.gz"), "wt", encoding="utf-8") as f:
+    with lzma.open(os.path.join(out, "words.txt.xz"), "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME) as f:
         f.write("\n".join(words))
     sizes["words"] = {"train": len(words)}
     with open(os.path.join(out, "sizes.json"), "w") as f:
@@ -161,6 +163,16 @@ def build_corpus(out: str) -> dict[str, dict[str, int]]:
 # ----------------------------------------------------------------------------------------------------------
 # text sampling
 
+def _read_corpus_file(root: str, stem: str) -> str:
+    for ext, opener in ((".xz", lzma.open), (".gz", gzip.open)):
+        path = os.path.join(root, stem + ext)
+        if os.path.exists(path):
+            with opener(path, "rt", encoding="utf-8") as f:
+                return f.read()
+    raise FileNotFoundError(f"{os.path.join(root, stem)}.xz is missing: build the corpus with "
+                            f"`python -m ocr_model.data build --out {root}`")
+
+
 class Corpus:
     """The corpus of one split, held in memory; `sample(kind, rng)` returns page-sized text."""
 
@@ -169,11 +181,8 @@ class Corpus:
             raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
         self.texts: dict[str, str] = {}
         for kind in REAL_KINDS:
-            path = os.path.join(root, f"{kind}.{split}.txt.gz")
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{path} is missing: build the corpus with `python -m ocr_model.data build --out {root}`")
-            self.texts[kind] = _read_gz(path)
-        self.words = _read_gz(os.path.join(root, "words.txt.gz")).split("\n")
+            self.texts[kind] = _read_corpus_file(root, f"{kind}.{split}.txt")
+        self.words = _read_corpus_file(root, "words.txt").split("\n")
 
     def sample(self, kind: str, rng: random.Random, n_chars: int = 3200) -> str:
         if kind in self.texts:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import lzma
 import random
 
 import numpy as np
@@ -21,8 +22,9 @@ def corpus_dir(tmp_path_factory) -> str:
         "code": ["def f(x):\n    if x:\n        return x * 2\n    return 0\n" * 30],
     }
     for kind, texts in docs.items():
-        for split in ("train", "heldout"):
-            with gzip.open(d / f"{kind}.{split}.txt.gz", "wt", encoding="utf-8") as f:
+        for split in ("train", "heldout"):  # the build writes xz; older corpora are gzip: both are read
+            opener, ext = (lzma.open, "xz") if kind == "prose" else (gzip.open, "gz")
+            with opener(d / f"{kind}.{split}.txt.{ext}", "wt", encoding="utf-8") as f:
                 f.write(data.RS.join(texts))
     with gzip.open(d / "words.txt.gz", "wt", encoding="utf-8") as f:
         f.write("\n".join(["alpha", "beta", "gamma", "delta", "vault", "code"]))
@@ -117,3 +119,10 @@ def test_page_pixels_per_tier():
     for tier, size in render.TIERS.items():
         px = data.page_pixels(page, tier)
         assert px.shape == (size, size) and px.dtype == np.uint8
+
+
+def test_corpus_reads_xz_and_gzip_and_names_a_missing_file(corpus_dir, tmp_path):
+    c = data.Corpus(corpus_dir, "heldout")
+    assert c.texts["prose"].startswith("The quick brown fox") and c.texts["code"].startswith("def f(x):")
+    with pytest.raises(FileNotFoundError, match=r"prose\.train\.txt\.xz is missing: build the corpus"):
+        data.Corpus(str(tmp_path), "train")
