@@ -12,8 +12,8 @@ Two ways to read the visual tokens (OpticalReader's `mode`):
              autoregressive decode. Only printable ASCII can be spelled this way.
     decoder  the MoE decoder generates the text token by token (greedy), as DeepSeek-OCR does.
     auto     (default) grid when the checkpoint has a head for the tier's token grid and at most
-             `max_unknown` (5%) of the page's drawn cells hold something other than printable ASCII (each such
-             cell reads as U+FFFD); decoder for the other pages (mostly non-Latin text, no head).
+             `max_unknown` (half) of the page's drawn cells hold something other than printable ASCII (each
+             such cell reads as U+FFFD); decoder for the other pages (mostly non-Latin text, no head).
 
 Confidence of a reading = exp(mean log p): over the characters of drawn cells for `grid` (the probability
 of each cell's chosen class), over the generated tokens for `decoder` (taken before the n-gram ban). 1.0 =
@@ -101,7 +101,7 @@ class OpticalReader:
         *,
         glyph_heads: Any = None,
         mode: str = "auto",
-        max_unknown: float = 0.05,
+        max_unknown: float = 0.5,
         max_new_tokens: int | None = None,
         batch_size: int = 4,
         name: str = "ocr_model",
