@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# On the GPU machine: show the last log lines of run RUN and copy its newest checkpoint to $OUT, so that it
+# comes back: the model shards as they are (each < 16 MiB) and one tar of the small files, glyph heads and log.
+#   bash ocr_model/gpu_copy.sh RUN [LINES]        (RUNS as for gpu_start.sh; the optimizer state stays there)
+set -u
+r=${RUNS:-runs}/$1
+tail -n "${2:-20}" "$r.out" | cut -c1-600
+grep -h '"eval_step"\|"advance"\|"done"' "$r/log.jsonl" 2>/dev/null | tail -n 3 | cut -c1-900
+if [ -f "$r/ckpt/state.json" ]; then
+  cp "$r"/ckpt/model-*.safetensors "$OUT"/
+  tar -cf "$OUT/meta.tar" -C "$r/ckpt" config.json model.safetensors.index.json tokenizer.json state.json \
+      glyph_heads.safetensors -C .. log.jsonl
+  cat "$r/ckpt/state.json"; ls -la "$OUT"
+fi
