@@ -102,11 +102,12 @@ def bench_render(turns: list[dict], repeats: int) -> dict:
 def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int) -> dict:
     import torch
 
+    from optimem.render import TIERS as TIER_SIZE
     from optimem.render import Turn, page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])[:4]
     pages = (pages * 4)[:4]
-    out: dict = {"encode": {}, "decode": {}}
+    out: dict = {"encode": {}, "decode": {}, "read": {}}
     with torch.inference_mode():
         for tier in TIERS:
             ims = [page_at_tier(p.image, tier) for p in pages]
@@ -114,6 +115,11 @@ def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int
             for b in (1, 4):
                 rate, _ = _median_rate(lambda ims=ims, b=b, tier=tier: reader.encode(ims[:b], tier), b, repeats)
                 out["encode"][f"{tier}/b{b}"] = rate
+            # a whole read (encode + glyph heads or decoder, as the reader's mode picks); only where it is fast
+            if str(TIER_SIZE[tier] // 64) in (getattr(reader, "glyph_heads", None) or {}):
+                methods = {r.method for r in reader.read(ims[:1], tier)}
+                rate, _ = _median_rate(lambda ims=ims, tier=tier: reader.read(ims[:4], tier), 4, repeats)
+                out["read"][tier] = {"pages_per_s": rate, "methods": sorted(methods)}
         visual = reader.encode([page_at_tier(pages[0].image, "base")], "base")  # [1,Tv,D]
         reader.model.generate(visual, max_new_tokens=4, eos_id=-1)  # warm-up
         for b in (1, 4):
@@ -300,6 +306,9 @@ def table(res: dict) -> str:
             lines.append(f"| encode {tier} ({b.replace('b', 'batch ')}) | {v:.2f} pages/s |")
         for key, v in ms["decode"].items():
             lines.append(f"| decode ({key.replace('b', 'batch ')}) | {v:.0f} tokens/s |")
+        for tier, v in ms.get("read", {}).items():
+            lines.append(f"| read a full chat page, {tier} (batch 4, {'/'.join(v['methods'])}) | "
+                         f"{v['pages_per_s']:.2f} pages/s ({1 / v['pages_per_s']:.2f} s/page) |")
         a = res["add"]
         lines.append(
             f"| Memory.add ({a['turns']} turns, {a['embedder']}, page-outs included) | {a['turns_per_s']:.1f} turns/s |"
