@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ocr_model.glyphs import N_GLYPH_CLASSES, glyph_classes, slot_table  # noqa: F401 (re-exported)
+from ocr_model.glyphs import EXTRA_CHARS, N_GLYPH_CLASSES, glyph_classes, slot_table  # noqa: F401 (re-exported)
 from optimem import render
 
 RS = "\x1e"
@@ -203,11 +203,18 @@ class Corpus:
 _PRINTABLE = string.ascii_letters + string.digits + string.punctuation
 
 
+def _random_char(rng: random.Random) -> str:
+    u = rng.random()
+    return " " if u < 0.13 else rng.choice(EXTRA_CHARS) if u < 0.15 else rng.choice(_PRINTABLE)
+
+
 def random_chars(rng: random.Random, n_chars: int) -> str:
+    """Lines of random printable ASCII (85%), spaces (~13%) and the glyph heads' listed non-ASCII
+    characters (~2%, `glyphs.EXTRA_CHARS`: accents, typographic punctuation, arrows, box drawing...)."""
     lines, total = [], 0
     while total < n_chars:
         width = rng.choice([render.COLS, render.COLS, rng.randint(1, render.COLS)])
-        line = "".join(rng.choice(_PRINTABLE) if rng.random() > 0.15 else " " for _ in range(width))
+        line = "".join(_random_char(rng) for _ in range(width))
         lines.append(line.rstrip())
         total += width + 1
     return "\n".join(lines)

@@ -7,12 +7,17 @@ output, before the decoder) to S slot vectors and each slot to one of 96 glyph c
 
     0        blank cell (nothing drawn, or a space)
     1..94    printable ASCII '!'..'~'
-    95       anything else drawn (non-ASCII, a wide character's halves, a replacement box)
+    95       anything else drawn (a wide character's halves, a replacement box, any character not listed)
+    96..     EXTRA_CHARS: Latin-1 letters and signs, typographic punctuation, arrows, box drawing, common
+             math, Greek and check-mark symbols, one class each (all drawn by the shipped font in one cell)
 
 Training uses the heads as a dense auxiliary loss from step 0 (ocr_model/train.py). At read time they are a
 second, non-autoregressive reader: argmax per cell, rows right-stripped and joined by newlines, which is
-exactly how `render.Page.text` is defined. Cells of class 95 cannot be spelled from the class alone, so a page
-that has any is left to the decoder (see `optimem.reader.OpticalReader`).
+exactly how `render.Page.text` is defined. Cells of class 95 cannot be spelled from the class alone (they read
+as U+FFFD), so a page made mostly of them is left to the decoder (see `optimem.reader.OpticalReader`).
+
+Heads trained before EXTRA_CHARS existed have 96 classes; they load and read as they are, and training
+`--init` from them copies their 96 rows into a wider classifier (`load_glyph_heads(..., n_classes=...)`).
 
 Heads are stored beside a checkpoint as `glyph_heads.safetensors` (keys `<grid>.slots.weight`, ...); the
 official DeepSeek-OCR checkpoint has none, and then only the decoder reads.
@@ -29,19 +34,33 @@ from torch import nn
 
 from optimem import render
 
-N_GLYPH_CLASSES = 96
+EXTRA_CHARS = (
+    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ"
+    "¡¿«»°±×÷§¶©®™€£¥¢µ·¬¦¤¨¯´¸¹²³¼½¾ªº"
+    "‘’‚“”„–—…•†‡‰′″‹›"
+    "←↑→↓↔⇐⇒⇔"
+    "─│┌┐└┘├┤┬┴┼═║╔╗╚╝╠╣╦╩╬"
+    "≤≥≠≈∞√∑∫∂∆∇∈∧∨≡"
+    "αβγδελμπσφωΔΣΩ"
+    "✓✗★☆■□▪●○◆"
+)
+ASCII_CLASSES = 96  # blank + 94 printable ASCII + OTHER: the classes of the first heads (run s2)
 OTHER = 95
-_CHARS = np.array([" "] + [chr(33 + i) for i in range(94)] + ["\ufffd"])
+N_GLYPH_CLASSES = ASCII_CLASSES + len(EXTRA_CHARS)
+_CHARS = np.array([" "] + [chr(33 + i) for i in range(94)] + ["\ufffd"] + list(EXTRA_CHARS))
+_LOOKUP = np.full(0x2800, OTHER, dtype=np.int64)  # codepoint -> class for every codepoint below U+2800
+_LOOKUP[0], _LOOKUP[32] = 0, 0
+_LOOKUP[33:127] = np.arange(1, 95)
+for _i, _ch in enumerate(EXTRA_CHARS):
+    _LOOKUP[ord(_ch)] = ASCII_CLASSES + _i
 FILENAME = "glyph_heads.safetensors"
 
 
 def glyph_classes(codes: np.ndarray) -> np.ndarray:
     """Map `Page.cell_codes()` (codepoints, 0 empty, -1 right half of a wide char) to glyph classes."""
-    cls = np.full(codes.shape, OTHER, dtype=np.int64)
-    cls[(codes == 0) | (codes == 32)] = 0
-    printable = (codes >= 33) & (codes <= 126)
-    cls[printable] = codes[printable] - 32
-    return cls
+    codes = np.asarray(codes)
+    inside = (codes >= 0) & (codes < len(_LOOKUP))
+    return np.where(inside, _LOOKUP[np.clip(codes, 0, len(_LOOKUP) - 1)], OTHER).astype(np.int64)
 
 
 @cache
@@ -69,12 +88,12 @@ def slot_table(grid: int) -> np.ndarray:
 class GlyphHead(nn.Module):
     """Per visual token: S slot vectors -> glyph class logits. One head per token-grid size (slot sets differ)."""
 
-    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64):
+    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64, n_classes: int = N_GLYPH_CLASSES):
         super().__init__()
         self.n_slots, self.slot_dim = n_slots, slot_dim
         self.slots = nn.Linear(dim, n_slots * slot_dim)
         self.norm = nn.LayerNorm(slot_dim)
-        self.cls = nn.Linear(slot_dim, N_GLYPH_CLASSES)
+        self.cls = nn.Linear(slot_dim, n_classes)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         B, h, w, _ = grid.shape
@@ -82,9 +101,22 @@ class GlyphHead(nn.Module):
         return self.cls(F.gelu(self.norm(x)))  # (B, h, w, S, classes)
 
 
-def make_glyph_heads(dim: int, grids) -> nn.ModuleDict:
+def make_glyph_heads(dim: int, grids, n_classes: int = N_GLYPH_CLASSES) -> nn.ModuleDict:
     """One fresh head per token-grid size in `grids`, keyed by str(grid)."""
-    return nn.ModuleDict({str(g): GlyphHead(dim, slot_table(g).shape[-1]) for g in sorted(set(grids))})
+    return nn.ModuleDict({str(g): GlyphHead(dim, slot_table(g).shape[-1], n_classes=n_classes) for g in sorted(set(grids))})
+
+
+def widen_classes(state: dict, n_classes: int) -> dict:
+    """A heads state dict whose classifiers have fewer than `n_classes` rows (heads trained before classes were
+    added), widened: the stored rows kept, new classes with zero weights and a bias of -10, so they start
+    almost never chosen and the heads read exactly as before until training teaches them."""
+    out = dict(state)
+    for k, v in state.items():
+        if k.endswith("cls.weight") and v.shape[0] < n_classes:
+            out[k] = torch.cat([v, v.new_zeros(n_classes - v.shape[0], v.shape[1])])
+        elif k.endswith("cls.bias") and v.shape[0] < n_classes:
+            out[k] = torch.cat([v, v.new_full((n_classes - v.shape[0],), -10.0)])
+    return out
 
 
 def save_glyph_heads(heads: nn.ModuleDict, directory: str | os.PathLike, grids=None) -> None:
@@ -97,18 +129,24 @@ def save_glyph_heads(heads: nn.ModuleDict, directory: str | os.PathLike, grids=N
     save_file(state, os.path.join(directory, FILENAME))
 
 
-def load_glyph_heads(directory: str | os.PathLike, dim: int) -> nn.ModuleDict | None:
-    """The heads stored in DIR/glyph_heads.safetensors (fp32), or None when the checkpoint has none."""
+def load_glyph_heads(directory: str | os.PathLike, dim: int, n_classes: int | None = None) -> nn.ModuleDict | None:
+    """The heads stored in DIR/glyph_heads.safetensors (fp32), or None when the checkpoint has none. With
+    `n_classes` larger than stored, the classifiers are widened (`widen_classes`); by default, as stored."""
     from safetensors.torch import load_file
 
     path = os.path.join(directory, FILENAME)
     if not os.path.exists(path):
         return None
-    state = load_file(path)
+    state = {k: v.float() for k, v in load_file(path).items()}
+    stored = max(v.shape[0] for k, v in state.items() if k.endswith("cls.bias"))
+    if n_classes is not None and n_classes < stored:
+        raise ValueError(f"{path} has {stored} glyph classes, more than the {n_classes} asked for")
+    if n_classes is not None and n_classes > stored:
+        state = widen_classes(state, n_classes)
     grids = sorted({int(k.split(".", 1)[0]) for k in state})
-    heads = make_glyph_heads(dim, grids)
+    heads = make_glyph_heads(dim, grids, n_classes=n_classes or stored)
     try:
-        heads.load_state_dict({k: v.float() for k, v in state.items()})
+        heads.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"{path} does not match a decoder of width {dim}: {e}") from e
     return heads

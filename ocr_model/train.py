@@ -290,6 +290,7 @@ def main(argv=None) -> None:
     if src and os.path.exists(os.path.join(src, glyphs.FILENAME)):
         # a shipped model may carry heads for some grids only: the others start fresh
         stored = {k: v.float() for k, v in load_file(os.path.join(src, glyphs.FILENAME)).items()}
+        stored = glyphs.widen_classes(stored, glyphs.N_GLYPH_CLASSES)  # heads from before EXTRA_CHARS: 96 classes
         missing, unexpected = heads.load_state_dict(stored, strict=False)
         if unexpected:
             raise SystemExit(f"{src}/{glyphs.FILENAME} has heads this trainer does not know: {unexpected[:4]}")

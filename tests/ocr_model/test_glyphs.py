@@ -27,11 +27,20 @@ def test_perfect_cells_spell_the_page_text_exactly(grid):
     assert glyphs.cells_text(cells) == page.text
 
 
-def test_non_ascii_cells_read_as_replacement_characters():
-    page = render.render_plain_page("café ok")
+def test_listed_non_ascii_characters_have_classes_and_others_read_as_replacement_characters():
+    text = "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ\nжук ŵ"
+    page = render.render_plain_page(text)
     cells, _ = glyphs.read_cells(_classes_to_probs(page, 16))
-    assert (cells == glyphs.OTHER).sum() == 1
-    assert glyphs.cells_text(cells) == "caf\ufffd ok"
+    assert (cells == glyphs.OTHER).sum() == 4  # ж у к ŵ are not listed
+    assert glyphs.cells_text(cells) == "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ\n\ufffd\ufffd\ufffd \ufffd"
+
+
+def test_every_extra_character_is_one_cell_of_the_shipped_font():
+    page = render.render_plain_page(glyphs.EXTRA_CHARS)
+    assert not page.layout.undrawable  # the font draws each of them (no replacement boxes)
+    cls = glyphs.glyph_classes(page.cell_codes())
+    drawn = cls[cls != 0]
+    assert len(drawn) == len(glyphs.EXTRA_CHARS) and sorted(drawn.tolist()) == list(range(96, glyphs.N_GLYPH_CLASSES))
 
 
 def test_heads_save_a_subset_and_load_back(tmp_path):
@@ -46,3 +55,19 @@ def test_heads_save_a_subset_and_load_back(tmp_path):
     assert glyphs.load_glyph_heads(tmp_path / "nothing-here", 32) is None
     with pytest.raises(ValueError, match="width 48"):
         glyphs.load_glyph_heads(tmp_path, 48)
+
+
+def test_heads_with_the_first_96_classes_load_as_stored_or_widened(tmp_path):
+    torch.manual_seed(0)
+    old = glyphs.make_glyph_heads(32, [10], n_classes=glyphs.ASCII_CLASSES)
+    glyphs.save_glyph_heads(old, tmp_path)
+    as_stored = glyphs.load_glyph_heads(tmp_path, 32)
+    assert as_stored["10"].cls.out_features == glyphs.ASCII_CLASSES
+    wide = glyphs.load_glyph_heads(tmp_path, 32, n_classes=glyphs.N_GLYPH_CLASSES)
+    x = torch.randn(2, 10, 10, 32)
+    a, b = as_stored["10"](x), wide["10"](x)
+    assert b.shape[-1] == glyphs.N_GLYPH_CLASSES
+    assert torch.equal(a.argmax(-1), b.argmax(-1))  # the new classes start (almost) never chosen
+    assert torch.allclose(a, b[..., : glyphs.ASCII_CLASSES])
+    with pytest.raises(ValueError, match="more than"):
+        glyphs.load_glyph_heads(tmp_path, 32, n_classes=50)

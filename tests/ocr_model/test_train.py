@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from ocr_model import train
+from ocr_model import glyphs, train
 from ocr_model.weights import load_pretrained
 
 from .test_data import corpus_dir  # noqa: F401  (fixture)
@@ -54,6 +55,19 @@ def test_train_runs_checkpoints_and_resumes(tmp_path, corpus_dir):  # noqa: F811
     train.main(["--resume", ckpt, "--max-steps", "3", "--eval-every", "100", *common])
     assert json.loads(Path(ckpt, "state.json").read_text())["step"] == 3
     assert [r for r in _log(out) if r.get("event") == "done"][-1]["step"] == 3
+
+    # --init from a shipped-style directory whose heads have the first 96 classes and two grids only
+    # (optimem-small as of run s2): the classifiers are widened, the missing grids start fresh
+    shipped = tmp_path / "shipped"
+    shutil.copytree(ckpt, shipped, ignore=shutil.ignore_patterns("optimizer.safetensors"))
+    old = glyphs.make_glyph_heads(MICRO["decoder"]["dim"], [16, 10], n_classes=glyphs.ASCII_CLASSES)
+    glyphs.save_glyph_heads(old, shipped)
+    out2 = str(tmp_path / "run2")
+    common2 = [a if a != out else out2 for a in common]
+    train.main(["--init", str(shipped), "--max-steps", "1", "--eval-every", "100", *common2])
+    heads = glyphs.load_glyph_heads(os.path.join(out2, "ckpt"), MICRO["decoder"]["dim"])
+    assert sorted(heads.keys(), key=int) == ["6", "8", "10", "16", "20"]
+    assert heads["16"].cls.out_features == glyphs.N_GLYPH_CLASSES
 
 
 def test_make_batch_shapes(corpus_dir):  # noqa: F811
