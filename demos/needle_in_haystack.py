@@ -1,6 +1,6 @@
 """Needle in a haystack through optimem's Memory, side by side with a truncated window and text retrieval.
 
-    python -m demos.needle_in_haystack                  # ~5 minutes on a 2-core CPU, shipped model
+    python -m demos.needle_in_haystack                  # ~30 s on a 2-core CPU with the shipped model
     python -m demos.needle_in_haystack --model DIR      # any ocr_model checkpoint directory
     python -m demos.needle_in_haystack --full           # history lengths up to 1M tokens (hours on a CPU)
     python -m demos.needle_in_haystack --haystack ../shared/data/locomo/locomo10.json
