@@ -120,6 +120,7 @@ def report(args) -> dict:
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
     pages = [(kind, data.make_page(corpus, full, rng, kind)[0]) for kind in data.KINDS for _ in range(args.pages)]
+    pages += [(kind, data.make_page(corpus, full, rng, kind)[0]) for kind in data.EXTRA_KINDS for _ in range(args.pages)]
     needles = [needle_page(corpus, rng) for _ in range(args.needles)]
     pages += [("needles", page) for page, _ in needles]
     needle_of = {id(page): value for page, value in needles}
@@ -137,13 +138,14 @@ def report(args) -> dict:
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
                              "visual_tokens": visual_tokens(tier), "ref_chars": len(page.text)})
         results[tier] = rows
-    print(f"reader mode: {args.reader}; 'all' = the {len(data.KINDS)} text kinds; 'needles' = held-out prose pages with "
-          "one random-ID fact, 'exact' = the ID read verbatim")
+    print(f"reader mode: {args.reader}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
+          "listed non-ASCII characters (glyphs.EXTRA_CHARS); 'needles' = held-out prose pages with one random-ID fact, "
+          "'exact' = the ID read verbatim")
     print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'grid':>5} {'exact':>6} {'s/page':>7}")
     summary = {}
     for tier, rows in results.items():
-        for kind in list(data.KINDS) + ["all", "needles"]:
-            sel = [r for r in rows if r["kind"] == kind or (kind == "all" and r["kind"] != "needles")]
+        for kind in [*data.KINDS, "all", *data.EXTRA_KINDS, "needles"]:
+            sel = [r for r in rows if r["kind"] == kind or (kind == "all" and r["kind"] in data.KINDS)]
             if not sel:
                 continue
             s = {"pages": len(sel), "char_precision": float(np.mean([r["cp"] for r in sel])),

@@ -4,11 +4,12 @@ from __future__ import annotations
 import gzip
 import lzma
 import random
+import string
 
 import numpy as np
 import pytest
 
-from ocr_model import data
+from ocr_model import data, glyphs
 from optimem import render
 
 
@@ -69,7 +70,7 @@ def test_glyph_targets_match_the_rendered_text():
     assert (t[data.slot_table(16) < 0] == -100).all()
 
 
-@pytest.mark.parametrize("kind", data.KINDS)
+@pytest.mark.parametrize("kind", data.KINDS + data.EXTRA_KINDS)
 def test_sample_kinds_render_to_pages(corpus_dir, kind):
     corpus = data.Corpus(corpus_dir, "train")
     rng = random.Random(0)
@@ -105,6 +106,20 @@ def test_random_text_is_seeded():
     assert a == b and all(len(line) <= render.COLS for line in a.split("\n"))
     words = ["one", "two"]
     assert data.structured(random.Random(1), words, 300) == data.structured(random.Random(1), words, 300)
+
+
+def test_symbols_pages_carry_listed_characters_the_font_draws(corpus_dir):
+    corpus = data.Corpus(corpus_dir, "train")
+    text = corpus.sample("symbols", random.Random(4), 2000)
+    assert text == corpus.sample("symbols", random.Random(4), 2000)
+    assert all(len(line) <= render.COLS for line in text.split("\n"))
+    page = render.render_plain_page(text)
+    cls = data.glyph_classes(page.cell_codes())
+    assert not page.layout.undrawable and (cls == glyphs.OTHER).sum() == 0
+    assert (cls >= glyphs.ASCII_CLASSES).sum() > 0.1 * (cls != 0).sum()  # well over a tenth of drawn cells
+    assert set(text) - set(glyphs.EXTRA_CHARS) <= set(string.printable)
+    with pytest.raises(ValueError, match="unknown text kind"):
+        corpus.sample("emoji", random.Random(0))
 
 
 def test_missing_corpus_says_how_to_build_it(tmp_path):
