@@ -57,9 +57,11 @@ def fox_word_precision(reference: str, decoded: str) -> float:
 
 
 def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int = 1200, batch_size: int = 8,
-                mode: str = "auto"):
+                mode: str = "auto", second_view: float = 0.0):
     """The library's own page reader (`optimem.reader.OpticalReader`) over a checkpoint (default: shipped);
-    `mode` picks grid (glyph heads), decoder, or auto (grid where it can spell the page)."""
+    `mode` picks grid (glyph heads), decoder, or auto (grid where it can spell the page). `second_view` 0
+    (the default here, unlike the library's 0.5) reads each page from its tier's visual tokens only, so
+    precision is measured at the tier's compression."""
     from optimem.reader import OpticalReader, shipped_model_dir
 
     d = model_dir or shipped_model_dir()
@@ -67,12 +69,15 @@ def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int 
         raise FileNotFoundError("no shipped model under ocr_model/weights/; pass --model DIR (a directory written "
                                 "by ocr_model.weights.save_pretrained)")
     return OpticalReader.from_pretrained(d, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                         mode=mode)
+                                         mode=mode, second_view=second_view)
 
 
-def visual_tokens(tier: str) -> int:
-    """Visual tokens of one page at a tier (the paper's count: the grid, without newlines and separator)."""
-    return (render.TIERS[tier] // 64) ** 2
+def visual_tokens(tier: str, reader=None) -> int:
+    """Visual tokens of one page at a tier (the paper's count: the grid, without newlines and separator),
+    plus those of the reader's second view at the next tier down, when it reads one (grid mode)."""
+    n = (render.TIERS[tier] // 64) ** 2
+    second = reader._second_tier(tier) if reader is not None and getattr(reader, "glyph_heads", None) else None
+    return n + ((render.TIERS[second] // 64) ** 2 if second and reader.mode != "decoder" else 0)
 
 
 def read_pages(reader, images: list, tier: str) -> list:
@@ -96,7 +101,7 @@ def needle_page(corpus, rng: random.Random):
 
 
 def run_texts(args) -> None:
-    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.second_view)
     with open(args.texts) as f:
         items = [json.loads(line) for line in f if line.strip()]
     with open(args.out, "w") as out:
@@ -108,14 +113,14 @@ def run_texts(args) -> None:
             dt = (time.time() - t0) / len(chunk)
             for it, page, r in zip(chunk, pages, res):
                 rec = {"id": it.get("id"), "reference": page.text, "decoded": r.text,
-                       "visual_tokens": visual_tokens(args.tier), "eos": r.complete, "seconds": round(dt, 3)}
+                       "visual_tokens": visual_tokens(args.tier, reader), "eos": r.complete, "seconds": round(dt, 3)}
                 out.write(json.dumps(rec) + "\n")
 
 
 def report(args) -> dict:
     from ocr_model import data
 
-    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.second_view)
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
@@ -136,9 +141,9 @@ def report(args) -> dict:
                 rows.append({"kind": kind, "cp": char_precision(page.text, r.text), "method": r.method,
                              "needle_exact": (needle_of[id(page)] in r.text) if id(page) in needle_of else None,
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
-                             "visual_tokens": visual_tokens(tier), "ref_chars": len(page.text)})
+                             "visual_tokens": visual_tokens(tier, reader), "ref_chars": len(page.text)})
         results[tier] = rows
-    print(f"reader mode: {args.reader}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
+    print(f"reader mode: {args.reader}, second view {args.second_view}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
           "listed non-ASCII characters (glyphs.EXTRA_CHARS); 'needles' = held-out prose pages with one random-ID fact, "
           "'exact' = the ID read verbatim")
     print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'grid':>5} {'exact':>6} {'s/page':>7}")
@@ -177,6 +182,9 @@ def main(argv=None) -> None:
     ap.add_argument("--needles", type=int, default=20, help="needle pages (a random ID on held-out prose; with --report)")
     ap.add_argument("--reader", default="auto", choices=("auto", "grid", "decoder"),
                     help="auto: glyph heads where they can spell the page, else the decoder (see optimem.reader)")
+    ap.add_argument("--second-view", type=float, default=0.0,
+                    help="weight of the glyph heads' second view at the next tier down (library default 0.5; "
+                         "0 = the tier's visual tokens only)")
     ap.add_argument("--json", default=None, help="also write the report's numbers here (with --report)")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed (with --report)")
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")

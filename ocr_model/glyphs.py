@@ -165,6 +165,17 @@ def read_cells(probs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return cells.reshape(render.ROWS, render.COLS), conf.reshape(render.ROWS, render.COLS)
 
 
+def cell_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """logits (g, g, S, classes) of one page -> log-probabilities per page cell, (ROWS, COLS, classes).
+    Every cell is owned by exactly one slot at every grid size, so views at two resolutions can be added."""
+    g, n_cls = logits.shape[0], logits.shape[-1]
+    table = torch.from_numpy(slot_table(g)).to(logits.device)
+    owned = table >= 0
+    out = logits.new_zeros(render.ROWS * render.COLS, n_cls, dtype=torch.float32)
+    out[table[owned]] = logits.float().log_softmax(-1)[owned]
+    return out.view(render.ROWS, render.COLS, n_cls)
+
+
 def cells_text(cells: np.ndarray) -> str:
     """(ROWS, COLS) glyph classes -> the page text as `render.Page.text` defines it (class 95 -> U+FFFD)."""
     rows = ["".join(_CHARS[row]).rstrip(" ") for row in cells]

@@ -11,6 +11,11 @@ Two ways to read the visual tokens (OpticalReader's `mode`):
              visual token names the characters of its page cells, all at once. Exact layout, no loops, no
              autoregressive decode. Only printable ASCII can be spelled this way.
     decoder  the MoE decoder generates the text token by token (greedy), as DeepSeek-OCR does.
+    grid reads a page at the tier it is stored at and, by default, once more from the same image resampled
+    to the next smaller tier that has a head (base -> small, small -> tiny), adding the second view's cell
+    log-probabilities at weight `second_view` (0.5): the two resolutions confuse different look-alike glyphs.
+    Measured on held-out pages: base 99.57% -> 99.86% character precision, small 96.7% -> 97.8%
+    (docs/model_card.md). It costs the second encode (~0.05 s per page) and no stored bytes.
     auto     (default) grid when the checkpoint has a head for the tier's token grid and at most
              `max_unknown` (half) of the page's drawn cells hold something other than printable ASCII (each
              such cell reads as U+FFFD); decoder for the other pages (mostly non-Latin text, no head).
@@ -102,6 +107,7 @@ class OpticalReader:
         glyph_heads: Any = None,
         mode: str = "auto",
         max_unknown: float = 0.5,
+        second_view: float = 0.5,
         max_new_tokens: int | None = None,
         batch_size: int = 4,
         name: str = "ocr_model",
@@ -119,7 +125,10 @@ class OpticalReader:
         self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device).eval()
         if not 0.0 <= max_unknown <= 1.0:
             raise ValueError(f"max_unknown is a fraction of a page's drawn cells, in [0, 1]; got {max_unknown}")
+        if second_view < 0.0:
+            raise ValueError(f"second_view is a weight >= 0 (0 = read one view only); got {second_view}")
         self.mode, self.max_unknown, self.batch_size, self.name = mode, max_unknown, batch_size, name
+        self.second_view = second_view
         # a full page is 75 x 38 = 2850 characters, ~1000 BPE tokens; the model's context may cap it lower
         self.max_new_tokens = max_new_tokens or 1200
         self._torch = torch
@@ -160,16 +169,39 @@ class OpticalReader:
         cap = self.model.cfg.decoder.max_positions - 1 - visual_len  # BOS + visual tokens come first
         return max(1, min(self.max_new_tokens, cap))
 
-    def _read_grid(self, grid: Any) -> list[tuple[Reading, float]]:
-        """Glyph-head readings of [b,h,w,D] token grids, each with the share of its drawn cells that are
-        not printable ASCII (read as U+FFFD)."""
-        from ocr_model.glyphs import OTHER, cells_text, read_cells
+    def _second_tier(self, tier: str) -> str | None:
+        """The next smaller tier, for the second view, if its token grid has a glyph head; else None."""
+        from optimem.render import TIERS
+
+        if self.second_view <= 0 or tier not in TIERS:
+            return None
+        smaller = [(px, name) for name, px in TIERS.items() if px < TIERS[tier]]
+        if not smaller:
+            return None
+        px, name = max(smaller)  # only the next tier down: a blurrier one adds more errors than it removes
+        return name if str(px // 64) in self.glyph_heads else None
+
+    def _read_grid(self, grid: Any, images: Sequence[Image.Image], tier: str) -> list[tuple[Reading, float]]:
+        """Glyph-head readings of [b,h,w,D] token grids (plus the second view, see the module doc), each with
+        the share of its drawn cells that no class spells (read as U+FFFD)."""
+        from ocr_model.glyphs import OTHER, cell_log_probs, cells_text
 
         head = self.glyph_heads[str(grid.shape[1])]
-        probs = head(grid.to(head.cls.weight.dtype)).softmax(-1)  # [b,h,w,S,classes]
+        logits = head(grid.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
+        logp = [cell_log_probs(x) for x in logits]  # each (ROWS, COLS, classes)
+        second = self._second_tier(tier)
+        if second is not None:
+            from optimem.render import page_at_tier
+
+            grid2 = self._encode_grid([page_at_tier(im, second) for im in images], second)
+            head2 = self.glyph_heads[str(grid2.shape[1])]
+            logits2 = head2(grid2.to(head2.cls.weight.dtype))
+            n = min(logits.shape[-1], logits2.shape[-1])  # heads may differ in class count
+            logp = [a[..., :n] + self.second_view * cell_log_probs(b)[..., :n] for a, b in zip(logp, logits2)]
         out = []
-        for p in probs:
-            cells, conf = read_cells(p)  # (ROWS, COLS) each
+        for lp in logp:
+            conf_t, cls_t = lp.softmax(-1).max(-1)  # the combined evidence, renormalised
+            cells, conf = cls_t.cpu().numpy(), conf_t.double().cpu().numpy()
             drawn = cells != 0
             sel = conf[drawn] if drawn.any() else conf.reshape(-1)
             confidence = float(math.exp(sum(math.log(max(c, 1e-12)) for c in sel.tolist()) / len(sel)))
@@ -182,7 +214,8 @@ class OpticalReader:
         out: list[Reading] = []
         with self._lock, self._torch.inference_mode():
             for s in range(0, len(images), self.batch_size):
-                grid = self._encode_grid(images[s : s + self.batch_size], tier)  # [b,h,w,D]
+                chunk = images[s : s + self.batch_size]
+                grid = self._encode_grid(chunk, tier)  # [b,h,w,D]
                 readings: list[Reading | None] = [None] * grid.shape[0]
                 has_head = self.mode != "decoder" and str(grid.shape[1]) in (self.glyph_heads or {})
                 if self.mode == "grid" and not has_head:
@@ -191,7 +224,7 @@ class OpticalReader:
                         f"{grid.shape[2]} grid of tier {tier!r}; use mode='auto' to let the decoder read it"
                     )
                 if has_head:
-                    for i, (r, unknown) in enumerate(self._read_grid(grid)):
+                    for i, (r, unknown) in enumerate(self._read_grid(grid, chunk, tier)):
                         if self.mode == "grid" or unknown <= self.max_unknown:
                             readings[i] = r
                 rest = [i for i, r in enumerate(readings) if r is None]

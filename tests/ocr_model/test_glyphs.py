@@ -71,3 +71,13 @@ def test_heads_with_the_first_96_classes_load_as_stored_or_widened(tmp_path):
     assert torch.allclose(a, b[..., : glyphs.ASCII_CLASSES])
     with pytest.raises(ValueError, match="more than"):
         glyphs.load_glyph_heads(tmp_path, 32, n_classes=50)
+
+
+@pytest.mark.parametrize("grid", [16, 10, 8])
+def test_cell_log_probs_put_every_slot_on_its_cell(grid):
+    page = render.render_plain_page("x = [1, 2, 3]  # cells\n\n    indented")
+    probs = _classes_to_probs(page, grid)
+    lp = glyphs.cell_log_probs(torch.log(probs.clamp_min(1e-9)))
+    assert lp.shape == (render.ROWS, render.COLS, glyphs.N_GLYPH_CLASSES)
+    assert glyphs.cells_text(lp.argmax(-1).numpy()) == page.text
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(render.ROWS, render.COLS))

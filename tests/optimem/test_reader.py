@@ -166,3 +166,34 @@ def test_from_pretrained_loads_glyph_heads_beside_the_checkpoint(tiny_model_dir,
     (r,) = reader.read([page.image], "base")
     assert r.method == "grid" and len(r.text) <= render.ROWS * (render.COLS + 1)  # random heads read noise
     assert OpticalReader.from_pretrained(tiny_model_dir).grids() == []
+
+
+class _TwoViewOracle(_OracleHeads):
+    """Oracle heads whose 16x16 (base) view is unsure about one cell and leans wrong; the 10x10 (small) view
+    is sure and right, so only the two views together read the page exactly."""
+
+    def forward(self, grid):
+        one = super().forward(grid)
+        if grid.shape[1] != 16:
+            return one
+        out = one.clone() / 30.0 * 2.0  # base: true class logit 2 everywhere
+        table = glyphs.slot_table(16)
+        i, j, k = (int(v[0]) for v in np.nonzero(table == 0))  # the slot that owns cell (0, 0)
+        out[:, i, j, k, 5] = 2.5  # ... and a wrong class a little above it on cell (0, 0)
+        return out
+
+
+def test_second_view_at_the_next_tier_down_corrects_the_first(tiny_model_dir):
+    model, tok = load_pretrained(tiny_model_dir)
+    heads = _TwoViewOracle(grids=(16, 10))
+    heads.page = page = render.render_plain_page("The locker code is QX-4821-MB.")
+    one_view = OpticalReader(model, tok, glyph_heads=heads, second_view=0.0)
+    two_views = OpticalReader(model, tok, glyph_heads=heads)
+    assert one_view._second_tier("base") is None and two_views._second_tier("base") == "small"
+    assert two_views._second_tier("small") is None  # no head for tiny's 8x8 grid here
+    (r1,) = one_view.read([page.image], "base")
+    (r2,) = two_views.read([page.image], "base")
+    assert r1.text == glyphs.cells_text(np.array([[5]])) + page.text[1:] != page.text
+    assert r2.text == page.text and r2.method == "grid"
+    with pytest.raises(ValueError, match="second_view"):
+        OpticalReader(model, tok, glyph_heads=heads, second_view=-1.0)
