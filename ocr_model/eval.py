@@ -57,10 +57,10 @@ def fox_word_precision(reference: str, decoded: str) -> float:
 
 
 def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int = 1200, batch_size: int = 8,
-                mode: str = "auto", second_view: float = 0.0):
+                mode: str = "auto", views: dict | None = None):
     """The library's own page reader (`optimem.reader.OpticalReader`) over a checkpoint (default: shipped);
-    `mode` picks grid (glyph heads), decoder, or auto (grid where it can spell the page). `second_view` 0
-    (the default here, unlike the library's 0.5) reads each page from its tier's visual tokens only, so
+    `mode` picks grid (glyph heads), decoder, or auto (grid where it can spell the page). `views` None or {}
+    (the default here, unlike the library's) reads each page from its own tier's visual tokens only, so
     precision is measured at the tier's compression."""
     from optimem.reader import OpticalReader, shipped_model_dir
 
@@ -69,15 +69,14 @@ def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int 
         raise FileNotFoundError("no shipped model under ocr_model/weights/; pass --model DIR (a directory written "
                                 "by ocr_model.weights.save_pretrained)")
     return OpticalReader.from_pretrained(d, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                         mode=mode, second_view=second_view)
+                                         mode=mode, views=views or {})
 
 
-def visual_tokens(tier: str, reader=None) -> int:
-    """Visual tokens of one page at a tier (the paper's count: the grid, without newlines and separator),
-    plus those of the reader's second view at the next tier down, when it reads one (grid mode)."""
-    n = (render.TIERS[tier] // 64) ** 2
-    second = reader._second_tier(tier) if reader is not None and getattr(reader, "glyph_heads", None) else None
-    return n + ((render.TIERS[second] // 64) ** 2 if second and reader.mode != "decoder" else 0)
+def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
+    """Visual tokens one page at a tier is read from (the paper's count: the grid, without newlines and
+    separator): the tier's own, or, for a grid reading through several views, the sum over the views."""
+    views = reader.grid_views(tier) if reader is not None and method == "grid" else {tier: 1.0}
+    return sum((render.TIERS[t] // 64) ** 2 for t in (set(views) | {tier}))
 
 
 def read_pages(reader, images: list, tier: str) -> list:
@@ -101,7 +100,7 @@ def needle_page(corpus, rng: random.Random):
 
 
 def run_texts(args) -> None:
-    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.second_view)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.views)
     with open(args.texts) as f:
         items = [json.loads(line) for line in f if line.strip()]
     with open(args.out, "w") as out:
@@ -113,14 +112,14 @@ def run_texts(args) -> None:
             dt = (time.time() - t0) / len(chunk)
             for it, page, r in zip(chunk, pages, res):
                 rec = {"id": it.get("id"), "reference": page.text, "decoded": r.text,
-                       "visual_tokens": visual_tokens(args.tier, reader), "eos": r.complete, "seconds": round(dt, 3)}
+                       "visual_tokens": visual_tokens(args.tier, reader, r.method), "eos": r.complete, "seconds": round(dt, 3)}
                 out.write(json.dumps(rec) + "\n")
 
 
 def report(args) -> dict:
     from ocr_model import data
 
-    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.second_view)
+    reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.views)
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
@@ -141,9 +140,9 @@ def report(args) -> dict:
                 rows.append({"kind": kind, "cp": char_precision(page.text, r.text), "method": r.method,
                              "needle_exact": (needle_of[id(page)] in r.text) if id(page) in needle_of else None,
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
-                             "visual_tokens": visual_tokens(tier, reader), "ref_chars": len(page.text)})
+                             "visual_tokens": visual_tokens(tier, reader, r.method), "ref_chars": len(page.text)})
         results[tier] = rows
-    print(f"reader mode: {args.reader}, second view {args.second_view}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
+    print(f"reader mode: {args.reader}, views {args.views}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
           "listed non-ASCII characters (glyphs.EXTRA_CHARS); 'needles' = held-out prose pages with one random-ID fact, "
           "'exact' = the ID read verbatim")
     print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'grid':>5} {'exact':>6} {'s/page':>7}")
@@ -169,6 +168,24 @@ def report(args) -> dict:
     return summary
 
 
+def parse_views(spec: str) -> dict:
+    """'own' -> {}, 'default' -> optimem.reader.DEFAULT_VIEWS, 'base=0.5,small=1' -> {'base': 0.5, 'small': 1.0}."""
+    from optimem.reader import DEFAULT_VIEWS
+
+    if spec in ("own", ""):
+        return {}
+    if spec == "default":
+        return dict(DEFAULT_VIEWS)
+    try:
+        out = {t.strip(): float(w) for t, w in (part.split("=") for part in spec.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"views: 'own', 'default' or TIER=WEIGHT,... (e.g. small=1,tiny=0.5); got {spec!r}") from None
+    unknown = sorted(set(out) - set(render.TIERS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"views: unknown tiers {unknown}; choose from {', '.join(render.TIERS)}")
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ocr_model.eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--texts", help="JSONL of {id, text}; each text is one plain page")
@@ -182,9 +199,9 @@ def main(argv=None) -> None:
     ap.add_argument("--needles", type=int, default=20, help="needle pages (a random ID on held-out prose; with --report)")
     ap.add_argument("--reader", default="auto", choices=("auto", "grid", "decoder"),
                     help="auto: glyph heads where they can spell the page, else the decoder (see optimem.reader)")
-    ap.add_argument("--second-view", type=float, default=0.0,
-                    help="weight of the glyph heads' second view at the next tier down (library default 0.5; "
-                         "0 = the tier's visual tokens only)")
+    ap.add_argument("--views", default="own", type=parse_views,
+                    help="glyph-head views besides the page's own tier: 'own' (none: the tier's visual tokens only), "
+                         "'default' (the library's: base=0.5,small=1,tiny=0.5) or TIER=WEIGHT,...")
     ap.add_argument("--json", default=None, help="also write the report's numbers here (with --report)")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed (with --report)")
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")

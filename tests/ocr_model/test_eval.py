@@ -52,3 +52,17 @@ def test_texts_to_out_jsonl(tmp_path, tiny_model_dir):
 def test_missing_arguments_are_reported():
     with pytest.raises(SystemExit):
         ev.main(["--tier", "base"])
+
+
+def test_views_argument():
+    import argparse
+
+    from optimem.reader import DEFAULT_VIEWS
+
+    assert ev.parse_views("own") == {}
+    assert ev.parse_views("default") == DEFAULT_VIEWS
+    assert ev.parse_views("small=1,tiny=0.5") == {"small": 1.0, "tiny": 0.5}
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown tiers"):
+        ev.parse_views("huge=1")
+    with pytest.raises(argparse.ArgumentTypeError, match="TIER=WEIGHT"):
+        ev.parse_views("small")

@@ -14,7 +14,7 @@ from optimem import Memory, OpticalReader, PageReader, render
 from optimem.cli import main
 from optimem.embed import HashingEmbedder
 from optimem.errors import ModelError, ModelNotFoundError
-from optimem.reader import load_reader
+from optimem.reader import DEFAULT_VIEWS, load_reader
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +134,15 @@ def test_grid_mode_spells_the_page_and_auto_leaves_foreign_pages_to_the_decoder(
     assert r.method == "decoder" and r.n_tokens <= 6
     (r,) = OpticalReader(model, tok, glyph_heads=heads, mode="grid").read([foreign.image], "base")
     assert r.method == "grid" and set(r.text) <= {"\ufffd", " ", "\n"}
-    # a tier without a head: auto decodes, grid refuses with a clear error
-    (r,) = reader.read([render.page_at_tier(page.image, "tiny")], "tiny")
+    # a tier without a head of its own: read through the other tiers' views (the default), or, with views
+    # off, auto decodes and grid refuses with a clear error
+    heads.page, tiny = page, render.page_at_tier(page.image, "tiny")
+    (r,) = reader.read([tiny], "tiny")
+    assert r.method == "grid" and r.text == page.text
+    (r,) = OpticalReader(model, tok, glyph_heads=heads, views={}, max_new_tokens=6).read([tiny], "tiny")
     assert r.method == "decoder"
     with pytest.raises(ModelError, match="tier 'tiny'"):
-        OpticalReader(model, tok, glyph_heads=heads, mode="grid").read([render.page_at_tier(page.image, "tiny")], "tiny")
+        OpticalReader(model, tok, glyph_heads=heads, mode="grid", views={}).read([tiny], "tiny")
     (r,) = OpticalReader(model, tok, glyph_heads=heads, mode="decoder", max_new_tokens=6).read([page.image], "base")
     assert r.method == "decoder"
 
@@ -183,17 +187,23 @@ class _TwoViewOracle(_OracleHeads):
         return out
 
 
-def test_second_view_at_the_next_tier_down_corrects_the_first(tiny_model_dir):
+def test_views_of_the_same_image_at_other_tiers_correct_the_own_view(tiny_model_dir):
     model, tok = load_pretrained(tiny_model_dir)
     heads = _TwoViewOracle(grids=(16, 10))
     heads.page = page = render.render_plain_page("The locker code is QX-4821-MB.")
-    one_view = OpticalReader(model, tok, glyph_heads=heads, second_view=0.0)
-    two_views = OpticalReader(model, tok, glyph_heads=heads)
-    assert one_view._second_tier("base") is None and two_views._second_tier("base") == "small"
-    assert two_views._second_tier("small") is None  # no head for tiny's 8x8 grid here
+    one_view = OpticalReader(model, tok, glyph_heads=heads, views={})
+    two_views = OpticalReader(model, tok, glyph_heads=heads, views={"small": 0.5})
+    assert one_view.grid_views("base") == {"base": 1.0}
+    assert two_views.grid_views("base") == {"small": 0.5, "base": 1.0}
+    assert two_views.grid_views("tiny") == {"small": 0.5}  # no head for tiny's own 8x8 grid here
+    default = OpticalReader(model, tok, glyph_heads=heads)
+    assert default.views == DEFAULT_VIEWS and default.grid_views("gist") == {"base": 0.5, "small": 1.0}
+    assert OpticalReader(model, tok).grid_views("base") == {}  # no heads, no grid views
     (r1,) = one_view.read([page.image], "base")
     (r2,) = two_views.read([page.image], "base")
     assert r1.text == glyphs.cells_text(np.array([[5]])) + page.text[1:] != page.text
     assert r2.text == page.text and r2.method == "grid"
-    with pytest.raises(ValueError, match="second_view"):
-        OpticalReader(model, tok, glyph_heads=heads, second_view=-1.0)
+    with pytest.raises(ValueError, match="views maps tier names"):
+        OpticalReader(model, tok, glyph_heads=heads, views={"small": -1.0})
+    with pytest.raises(ValueError, match="views maps tier names"):
+        OpticalReader(model, tok, glyph_heads=heads, views={"huge": 1.0})
