@@ -196,12 +196,16 @@ class OpticalReader:
         from optimem.render import page_at_tier
 
         logp: list[Any] = [None] * len(images)
-        for view, weight in self.grid_views(tier).items():
+        views = self.grid_views(tier)
+        total = sum(views.values())
+        for view, weight in views.items():
             g = grid if view == tier else self._encode_grid([page_at_tier(im, view) for im in images], view)
             head = self.glyph_heads[str(g.shape[1])]
             logits = head(g.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
             for i, x in enumerate(logits):
-                lp = weight * cell_log_probs(x)  # (ROWS, COLS, classes)
+                # a weighted geometric mean of the views' distributions: the same argmax as the weighted sum,
+                # but a confidence on the scale of one view's (a plain sum would be overconfident)
+                lp = (weight / total) * cell_log_probs(x)  # (ROWS, COLS, classes)
                 if logp[i] is not None:  # heads may differ in class count: keep the classes both know
                     n = min(lp.shape[-1], logp[i].shape[-1])
                     lp = lp[..., :n] + logp[i][..., :n]
