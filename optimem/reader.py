@@ -25,7 +25,7 @@ Two ways to read the visual tokens (OpticalReader's `mode`):
              such cell reads as U+FFFD); decoder for the other pages (mostly non-Latin text, no head).
 
 Confidence of a reading = exp(mean log p): over the characters of drawn cells for `grid` (the probability
-of each cell's chosen class), over the generated tokens for `decoder` (taken before the n-gram ban). 1.0 =
+of each cell's chosen class under the views' weighted geometric mean), over the generated tokens for `decoder` (taken before the n-gram ban). 1.0 =
 certain of every choice; a random-weight model gives about 1/vocab. A decoder reading that hit
 max_new_tokens without EOS (often a repetition loop) has complete=False.
 """
