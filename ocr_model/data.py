@@ -183,7 +183,7 @@ class Corpus:
         self.texts: dict[str, str] = {}
         for kind in REAL_KINDS:
             self.texts[kind] = _read_corpus_file(root, f"{kind}.{split}.txt")
-        self.words = _read_corpus_file(root, "words.txt").split("\n")
+        self.words = [w for w in _read_corpus_file(root, "words.txt").split("\n") if w]
 
     def sample(self, kind: str, rng: random.Random, n_chars: int = 3200) -> str:
         if kind in self.texts:
