@@ -102,7 +102,6 @@ def bench_render(turns: list[dict], repeats: int) -> dict:
 def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int) -> dict:
     import torch
 
-    from optimem.render import TIERS as TIER_SIZE
     from optimem.render import Turn, page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])[:4]
@@ -116,7 +115,7 @@ def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int
                 rate, _ = _median_rate(lambda ims=ims, b=b, tier=tier: reader.encode(ims[:b], tier), b, repeats)
                 out["encode"][f"{tier}/b{b}"] = rate
             # a whole read (encode + glyph heads or decoder, as the reader's mode picks); only where it is fast
-            if str(TIER_SIZE[tier] // 64) in (getattr(reader, "glyph_heads", None) or {}):
+            if getattr(reader, "grid_views", None) and reader.grid_views(tier):
                 methods = {r.method for r in reader.read(ims[:1], tier)}
                 rate, _ = _median_rate(lambda ims=ims, tier=tier: reader.read(ims[:4], tier), 4, repeats)
                 out["read"][tier] = {"pages_per_s": rate, "methods": sorted(methods)}

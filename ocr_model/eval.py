@@ -76,7 +76,7 @@ def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
     """Visual tokens one page at a tier is read from (the paper's count: the grid, without newlines and
     separator): the tier's own, or, for a grid reading through several views, the sum over the views."""
     views = reader.grid_views(tier) if reader is not None and method == "grid" else {tier: 1.0}
-    return sum((render.TIERS[t] // 64) ** 2 for t in (set(views) | {tier}))
+    return sum((render.TIERS[t] // 64) ** 2 for t in views)
 
 
 def read_pages(reader, images: list, tier: str) -> list:
@@ -123,22 +123,21 @@ def report(args) -> dict:
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
-    pages = [(kind, data.make_page(corpus, full, rng, kind)[0]) for kind in data.KINDS for _ in range(args.pages)]
-    pages += [(kind, data.make_page(corpus, full, rng, kind)[0]) for kind in data.EXTRA_KINDS for _ in range(args.pages)]
-    needles = [needle_page(corpus, rng) for _ in range(args.needles)]
-    pages += [("needles", page) for page, _ in needles]
-    needle_of = {id(page): value for page, value in needles}
+    # (kind, page, needle ID or None)
+    pages = [(kind, data.make_page(corpus, full, rng, kind)[0], None)
+             for kind in data.KINDS + data.EXTRA_KINDS for _ in range(args.pages)]
+    pages += [("needles", *needle_page(corpus, rng)) for _ in range(args.needles)]
     results: dict = {}
     for tier in args.tiers.split(","):
         rows = []
         for k in range(0, len(pages), args.batch_size):
             chunk = pages[k:k + args.batch_size]
             t0 = time.time()
-            res = read_pages(reader, [p.image for _, p in chunk], tier)
+            res = read_pages(reader, [p.image for _, p, _ in chunk], tier)
             dt = (time.time() - t0) / len(chunk)
-            for (kind, page), r in zip(chunk, res):
+            for (kind, page, needle), r in zip(chunk, res):
                 rows.append({"kind": kind, "cp": char_precision(page.text, r.text), "method": r.method,
-                             "needle_exact": (needle_of[id(page)] in r.text) if id(page) in needle_of else None,
+                             "needle_exact": (needle in r.text) if needle is not None else None,
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
                              "visual_tokens": visual_tokens(tier, reader, r.method), "ref_chars": len(page.text)})
         results[tier] = rows

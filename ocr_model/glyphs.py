@@ -152,19 +152,6 @@ def load_glyph_heads(directory: str | os.PathLike, dim: int, n_classes: int | No
     return heads
 
 
-def read_cells(probs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """probs (g, g, S, classes) of one page -> (class, probability) per page cell, each (ROWS, COLS)."""
-    g = probs.shape[0]
-    table = slot_table(g)
-    p, cls = probs.float().max(-1)  # (g, g, S)
-    owned = table >= 0
-    cells = np.zeros(render.ROWS * render.COLS, dtype=np.int64)
-    conf = np.ones(render.ROWS * render.COLS, dtype=np.float64)
-    cells[table[owned]] = cls.cpu().numpy()[owned]
-    conf[table[owned]] = p.cpu().numpy()[owned]
-    return cells.reshape(render.ROWS, render.COLS), conf.reshape(render.ROWS, render.COLS)
-
-
 def cell_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """logits (g, g, S, classes) of one page -> log-probabilities per page cell, (ROWS, COLS, classes).
     Every cell is owned by exactly one slot at every grid size, so views at two resolutions can be added."""

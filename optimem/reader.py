@@ -5,28 +5,29 @@
     shipped_model_dir() the model shipped in ocr_model/weights/<name>/, or None
     load_reader(model)  None | checkpoint path | (model, tokenizer) | PageReader  ->  PageReader
 
-Two ways to read the visual tokens (OpticalReader's `mode`):
+How the visual tokens are read (OpticalReader's `mode`):
 
     grid     the glyph heads (ocr_model/glyphs.py, `glyph_heads.safetensors` beside the checkpoint): every
              visual token names the characters of its page cells, all at once. Exact layout, no loops, no
-             autoregressive decode. Only printable ASCII can be spelled this way.
+             autoregressive decode. Only characters with a glyph class can be spelled; others read as U+FFFD.
     decoder  the MoE decoder generates the text token by token (greedy), as DeepSeek-OCR does.
+    auto     (default) grid when some view of the page's tier (below) has a head and at most `max_unknown`
+             (half) of the page's drawn cells hold characters without a class; decoder for the other pages
+             (mostly non-Latin text, checkpoints without heads).
+
     Views: a tier decides how many pixels of a page are KEPT; reading them is another matter. By default
     grid reads the stored image at its own tier (weight 1) and also resampled to the other tiers the heads
     know (`views`, default base 0.5, small 1.0, tiny 0.5), and adds the views' cell log-probabilities: each
     resolution confuses different look-alike glyphs, and the heads trained longest (base, small) read even
     an upsampled 512 or 384 px page well. Held-out character precision (docs/model_card.md), own view only
-    -> all views: base 99.8 -> 99.96%, small 97.4 -> 99.8%, tiny 78 -> 98.8%, gist (no head of its own) ->
-    92%. It costs one encode per view (~0.3 s per page for all three) and no stored bytes; the visual
+    -> all views: base 99.8 -> 99.9%, small 97.4 -> 99.8%, tiny 78.0 -> 98.9%, gist (no head of its own) ->
+    92.3%. It costs one encode per view (~0.3 s per page for all three) and no stored bytes; the visual
     tokens spent on reading are then the sum over the views, not the tier's own count. `views={}` reads
     each page from its own tier's visual tokens only.
-    auto     (default) grid when the checkpoint has a head for the tier's token grid and at most
-             `max_unknown` (half) of the page's drawn cells hold something other than printable ASCII (each
-             such cell reads as U+FFFD); decoder for the other pages (mostly non-Latin text, no head).
 
 Confidence of a reading = exp(mean log p): over the characters of drawn cells for `grid` (the probability
-of each cell's chosen class under the views' weighted geometric mean), over the generated tokens for `decoder` (taken before the n-gram ban). 1.0 =
-certain of every choice; a random-weight model gives about 1/vocab. A decoder reading that hit
+of each cell's chosen class under the views' weighted geometric mean), over the generated tokens for
+`decoder` (taken before the n-gram ban). 1.0 = certain of every choice; a random-weight model gives about 1/vocab. A decoder reading that hit
 max_new_tokens without EOS (often a repetition loop) has complete=False.
 """
 
@@ -189,17 +190,21 @@ class OpticalReader:
         out[tier] = 1.0
         return {t: w for t, w in out.items() if str(TIERS[t] // 64) in self.glyph_heads}
 
-    def _read_grid(self, grid: Any, images: Sequence[Image.Image], tier: str) -> list[tuple[Reading, float]]:
-        """Glyph-head readings of pages stored at `tier` (`grid` = their [b,h,w,D] token grids at that tier),
-        from every view (see the module doc), each with the share of its drawn cells that no class spells."""
+    def _read_grid(
+        self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any]
+    ) -> list[tuple[Reading, float]]:
+        """Glyph-head readings of pages stored at `tier`, from `views` (see the module doc), each with the share
+        of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]})."""
         from ocr_model.glyphs import OTHER, cell_log_probs, cells_text
         from optimem.render import page_at_tier
 
         logp: list[Any] = [None] * len(images)
-        views = self.grid_views(tier)
         total = sum(views.values())
         for view, weight in views.items():
-            g = grid if view == tier else self._encode_grid([page_at_tier(im, view) for im in images], view)
+            if view not in encoded:
+                ims = images if view == tier else [page_at_tier(im, view) for im in images]
+                encoded[view] = self._encode_grid(ims, view)
+            g = encoded[view]
             head = self.glyph_heads[str(g.shape[1])]
             logits = head(g.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
             for i, x in enumerate(logits):
@@ -227,22 +232,23 @@ class OpticalReader:
         with self._lock, self._torch.inference_mode():
             for s in range(0, len(images), self.batch_size):
                 chunk = images[s : s + self.batch_size]
-                grid = self._encode_grid(chunk, tier)  # [b,h,w,D]
-                readings: list[Reading | None] = [None] * grid.shape[0]
-                has_head = self.mode != "decoder" and bool(self.grid_views(tier))
-                if self.mode == "grid" and not has_head:
+                encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
+                readings: list[Reading | None] = [None] * len(chunk)
+                views = self.grid_views(tier) if self.mode != "decoder" else {}
+                if self.mode == "grid" and not views:
                     raise ModelError(
                         f"mode='grid': the glyph heads read token grids {self.grids()}, and no view of tier "
                         f"{tier!r} has one (views: {self.views or 'own tier only'}); use mode='auto' to let "
                         "the decoder read it, or add a view"
                     )
-                if has_head:
-                    for i, (r, unknown) in enumerate(self._read_grid(grid, chunk, tier)):
+                if views:
+                    for i, (r, unknown) in enumerate(self._read_grid(chunk, tier, views, encoded)):
                         if self.mode == "grid" or unknown <= self.max_unknown:
                             readings[i] = r
                 rest = [i for i, r in enumerate(readings) if r is None]
-                if rest:
-                    visual = self.model.layout_visual(grid[rest])  # [n,Tv,D]
+                if rest:  # the decoder reads the tier's own visual tokens
+                    own = encoded[tier][rest] if tier in encoded else self._encode_grid([chunk[i] for i in rest], tier)
+                    visual = self.model.layout_visual(own)  # [n,Tv,D]
                     gens = self.model.generate(visual, max_new_tokens=self._room(visual.shape[1]))
                     for i, g in zip(rest, gens):
                         ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
