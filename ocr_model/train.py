@@ -62,8 +62,9 @@ class PageBatches(torch.utils.data.IterableDataset):
     mid-run crashed a 4-GPU run: the old workers' shared-memory batches piled up)."""
 
     def __init__(self, corpus_dir: str, split: str, stage_index, tokenizer_path: str, batch_size: int,
-                 max_tokens: int, seed: int, max_positions: int):
+                 max_tokens: int, seed: int, max_positions: int, tier_weights: dict[str, float] | None = None):
         self.corpus_dir, self.split, self.stage_index = corpus_dir, split, stage_index
+        self.tier_weights = tier_weights or {}
         self.tokenizer_path, self.batch_size, self.max_tokens, self.seed = tokenizer_path, batch_size, max_tokens, seed
         self.max_positions = max_positions
 
@@ -75,8 +76,36 @@ class PageBatches(torch.utils.data.IterableDataset):
         tok = Tokenizer.from_file(self.tokenizer_path)
         while True:
             stage = STAGES[self.stage_index.value]
-            tier = rng.choice(stage.tiers)
+            tier = rng.choices(stage.tiers, [self.tier_weights.get(t, 1.0) for t in stage.tiers])[0]
             yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier, self.max_positions), rng)
+
+
+def parse_tier_weights(spec: str | None) -> dict[str, float]:
+    """'tiny=2.5,small=1.5' -> {'tiny': 2.5, 'small': 1.5}; tiers not named keep weight 1."""
+    out = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, w = part.partition("=")
+        name = name.strip()
+        if not sep or name not in TIER_GRID:
+            raise ValueError(f"--tier-weights: expected TIER=WEIGHT with TIER in {sorted(TIER_GRID)}, got {part!r}")
+        try:
+            out[name] = float(w)
+        except ValueError:
+            raise ValueError(f"--tier-weights: weight of {name} must be a number, got {w!r}") from None
+        if out[name] < 0:
+            raise ValueError(f"--tier-weights: weight of {name} must be >= 0, got {w!r}")
+    return out
+
+
+def lr_at(args, step: int, minutes: float) -> float:
+    """Peak lr after a linear warmup (skipped on --resume), then, in the last --decay-minutes of the wall-clock
+    budget, a linear decay to 10% of peak (a warmup-stable-decay schedule: the next run re-warms from here)."""
+    lr = args.lr * min(1.0, (step + 1) / args.warmup) if not args.resume else args.lr
+    if args.decay_minutes > 0:
+        lr *= max(0.1, min(1.0, (args.minutes - minutes) / args.decay_minutes))
+    return lr
 
 
 def token_budget(max_tokens: int, tier: str, max_positions: int) -> int:
@@ -232,6 +261,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-tokens", type=int, default=1700, help="text tokens kept per page (incl. EOS; also capped by max_positions)")
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (constant after warmup)")
     ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
+    ap.add_argument("--decay-minutes", type=float, default=0.0, help="decay lr linearly to 10%% over the last N of --minutes")
+    ap.add_argument("--tier-weights", default=None, help="sampling weight per tier within a stage, e.g. tiny=2.5,small=1.5 (others 1)")
     ap.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices")
     ap.add_argument("--glyph-weight", type=float, default=1.0, help="weight of the per-region glyph loss")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="multiplier on the MoE balance loss (already scaled by aux_loss_alpha)")
@@ -248,6 +279,10 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = ap.parse_args(argv)
+    try:
+        tier_weights = parse_tier_weights(args.tier_weights)
+    except ValueError as e:
+        ap.error(str(e))
 
     # batches are large tensors handed over by many worker processes: share them through files, not
     # file descriptors (the fd strategy ran out of descriptors with 4 ranks x 14 workers)
@@ -314,7 +349,8 @@ def main(argv=None) -> None:
     shared_stage = mp.Value("i", state["stage"])  # read by every render worker before each batch
     max_positions = model.cfg.decoder.max_positions
     ds = PageBatches(args.corpus, "train", shared_stage, tok_path, args.batch_size, args.max_tokens,
-                     seed=args.seed + 7919 * rank + 104729 * state["step"], max_positions=max_positions)
+                     seed=args.seed + 7919 * rank + 104729 * state["step"], max_positions=max_positions,
+                     tier_weights=tier_weights)
     batches = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
                                                prefetch_factor=2 if args.workers else None))
 
@@ -348,9 +384,10 @@ def main(argv=None) -> None:
     t0, t_last, pages_last = time.time(), time.time(), state["pages"]
     seconds0 = state["seconds"]
     acc = {}
+    elapsed = 0.0  # wall minutes of this run as rank 0 saw them at the last sync (every 25 steps)
     while True:
         step = state["step"]
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) if not args.resume else args.lr
+        lr = lr_at(args, step, elapsed)
         for g in opt.param_groups:
             g["lr"] = lr
         batch = next(batches)
@@ -389,11 +426,12 @@ def main(argv=None) -> None:
             log(rec)
             acc, t_last, pages_last = {}, now, state["pages"]
         done = state["step"] >= args.max_steps
-        if state["step"] % 25 == 0:  # the clock decides on rank 0 only, so every rank stops at the same step
-            out_of_time = torch.tensor(float((time.time() - t0) / 60 >= args.minutes), device=device)
+        if state["step"] % 25 == 0:  # the clock decides on rank 0 only: every rank stops (and decays lr) alike
+            clock = torch.tensor((time.time() - t0) / 60, device=device, dtype=torch.float64)
             if distributed:
-                dist.broadcast(out_of_time, 0)
-            done = done or bool(out_of_time.item())
+                dist.broadcast(clock, 0)
+            elapsed = float(clock.item())
+            done = done or elapsed >= args.minutes
         if state["step"] % args.eval_every == 0 or done:
             advance = torch.zeros((), device=device)
             if master:

@@ -135,3 +135,27 @@ def test_data_parallel_run_advances_stages_on_every_rank(tmp_path, corpus_dir): 
     assert done["step"] == 4 and done["pages"] == 4 * 2 * 2  # both ranks contributed every step
     state = json.loads(Path(out, "ckpt", "state.json").read_text())
     assert state["stage"] == 2 and state["step"] == 4
+
+
+def test_tier_weights_parse_and_steer_the_tier_mix(corpus_dir):  # noqa: F811
+    import multiprocessing as mp
+    from types import SimpleNamespace
+
+    assert train.parse_tier_weights("tiny=2.5, small=1.5") == {"tiny": 2.5, "small": 1.5}
+    assert train.parse_tier_weights(None) == {}
+    for bad in ("huge=2", "tiny", "tiny=x", "tiny=-1"):
+        with pytest.raises(ValueError, match="--tier-weights"):
+            train.parse_tier_weights(bad)
+    if not os.path.exists(TOKENIZER):
+        pytest.skip("shipped tokenizer missing")
+    # stage 5 shows base/small/tiny; weight 0 removes base and small: every batch is a tiny (512 px) one
+    ds = train.PageBatches(corpus_dir, "train", mp.Value("i", 5), TOKENIZER, batch_size=1, max_tokens=2048, seed=0,
+                           max_positions=2048, tier_weights={"base": 0.0, "small": 0.0})
+    it = iter(ds)
+    assert {tuple(next(it)["pixels"].shape[-2:]) for _ in range(4)} == {(512, 512)}
+    # the lr schedule: warmup, flat, then the last --decay-minutes fall linearly to 10% of peak
+    a = SimpleNamespace(lr=1.0, warmup=10, resume=None, decay_minutes=4.0, minutes=20.0)
+    assert train.lr_at(a, 4, 0.0) == pytest.approx(0.5)
+    assert train.lr_at(a, 100, 15.0) == 1.0
+    assert train.lr_at(a, 100, 18.0) == pytest.approx(0.5)
+    assert train.lr_at(a, 100, 25.0) == pytest.approx(0.1)
