@@ -384,7 +384,14 @@ def _char_precision(ref: str, hyp: str) -> float:
 # the run
 
 
-def _load_reader(model: str | None, max_new_tokens: int, batch_size: int) -> tuple[Any, str]:
+def _views(spec: str) -> dict | None:
+    """--views: 'default' -> None (the reader's DEFAULT_VIEWS), else ocr_model.eval.parse_views."""
+    from ocr_model.eval import parse_views
+
+    return None if spec == "default" else parse_views(spec)
+
+
+def _load_reader(model: str | None, max_new_tokens: int, batch_size: int, views: dict | None = None) -> tuple[Any, str]:
     from optimem.reader import OpticalReader, shipped_model_dir
 
     d = model or shipped_model_dir()
@@ -395,7 +402,7 @@ def _load_reader(model: str | None, max_new_tokens: int, batch_size: int) -> tup
         )
     if not Path(d).is_dir():
         raise SystemExit(f"--model {d}: not a directory; pass a checkpoint directory written by save_pretrained")
-    return OpticalReader.from_pretrained(d, max_new_tokens=max_new_tokens, batch_size=batch_size), str(d)
+    return OpticalReader.from_pretrained(d, max_new_tokens=max_new_tokens, batch_size=batch_size, views=views), str(d)
 
 
 def _embedder(name: str) -> Any:
@@ -453,7 +460,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     depths = [float(x) for x in args.depths.split(",")]
     pool, source = load_haystack(args.haystack) if args.haystack else default_pool(args.seed)
-    reader, model_dir = _load_reader(args.model, args.max_new_tokens, args.batch_size)
+    reader, model_dir = _load_reader(args.model, args.max_new_tokens, args.batch_size, args.views)
     embedder = CachingEmbedder(_embedder(args.embedder))
 
     plans = []
@@ -586,6 +593,7 @@ def run(args: argparse.Namespace) -> dict:
         "config": {
             "model": model_dir,
             "reader_max_new_tokens": args.max_new_tokens,
+            "reader_views": getattr(reader, "views", None),
             "embedder": embedder.name,
             "token_counter": counter_name,
             "haystack": source,
@@ -615,7 +623,8 @@ def write_table(results: dict, path: Path) -> str:
         f"# Needle in a haystack ({len(c['lengths'])} lengths x {len(c['depths'])} depths, "
         f"budget {c['budget_tokens']} tokens, k = {c['k']})",
         "",
-        f"model `{c['model']}` (max {c['reader_max_new_tokens']} new tokens per page), embedder `{c['embedder']}`, "
+        f"model `{c['model']}` (max {c['reader_max_new_tokens']} new tokens per page, glyph-head views "
+        f"{c.get('reader_views') or 'own tier only'}), embedder `{c['embedder']}`, "
         f"tokens counted with {c['token_counter']}, haystack: {c['haystack']}; {c['seconds']} s on {c['machine']}.",
         "",
         "| system | retrieval hit rate | exact rate | mean context tokens |",
@@ -766,6 +775,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         help="cap on tokens decoded per page (a full page is ~1000; lower = faster, cuts page bottoms)",
     )
     ap.add_argument("--batch-size", type=int, default=4, help="pages decoded together")
+    ap.add_argument("--views", type=_views, default=None,
+                    help="glyph-head views: 'default' (the library's, the default), 'own' (each page from its own "
+                         "tier's visual tokens only) or TIER=WEIGHT,... (see optimem.reader)")
     ap.add_argument(
         "--embedder",
         default="e5",
