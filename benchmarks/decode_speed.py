@@ -6,9 +6,13 @@ Runs on CUDA when available (--device), else CPU. Prints a table; never asserts 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 from ocr_model.config import MODES, load_config
 from ocr_model.weights import build_model
