@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
 import platform
@@ -221,6 +220,7 @@ def bench_recall(
 
 def bench_bytes(turns: list[dict]) -> dict:
     from optimem import Memory
+    from optimem.memory import PAGE_LEVELS, _png
     from optimem.render import Turn, page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])
@@ -233,13 +233,12 @@ def bench_bytes(turns: list[dict]) -> dict:
         "gzip_text_bytes_per_turn": gz / len(turns),
         "png_bytes_per_turn": {},
     }
+    out["png8_bytes_per_turn"] = {}
     for tier in TIERS:
-        total = 0
-        for p in pages:
-            buf = io.BytesIO()
-            page_at_tier(p.image, tier).save(buf, format="PNG")  # as Memory stores them
-            total += buf.tell()
-        out["png_bytes_per_turn"][tier] = total / len(turns)
+        images = [page_at_tier(p.image, tier) for p in pages]
+        # as Memory stores them (PAGE_LEVELS greys), and as 8-bit PNGs (page_levels=256)
+        out["png_bytes_per_turn"][tier] = sum(len(_png(im, PAGE_LEVELS)) for im in images) / len(turns)
+        out["png8_bytes_per_turn"][tier] = sum(len(_png(im, 256)) for im in images) / len(turns)
     with Memory(model=InstantReader(), embedder=__import__("optimem").HashingEmbedder(), working_tokens=64) as m:
         m.add_many([{"role": t["role"], "content": t["text"]} for t in turns])
         st = m.stats()
@@ -344,11 +343,13 @@ def table(res: dict) -> str:
         f"{b['raw_text_bytes_per_turn']:.0f} B, gzip {b['gzip_text_bytes_per_turn']:.0f} B; a store with all "
         f"turns archived: {b['store_bytes_per_turn']:.0f} B/turn (pages {b['store_pages']}, vectors, SQLite).",
         "",
-        "| tier | PNG bytes per turn | x raw text |",
-        "|---|---|---|",
+        "| tier | PNG bytes per turn as stored (16 greys) | x raw text | 8-bit PNG bytes per turn | x raw text |",
+        "|---|---|---|---|---|",
     ]
+    raw = b["raw_text_bytes_per_turn"]
     for tier, v in b["png_bytes_per_turn"].items():
-        lines.append(f"| {tier} | {v:.0f} | {v / b['raw_text_bytes_per_turn']:.1f} |")
+        v8 = b.get("png8_bytes_per_turn", {}).get(tier, float("nan"))
+        lines.append(f"| {tier} | {v:.0f} | {v / raw:.1f} | {v8:.0f} | {v8 / raw:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,12 +15,14 @@ and per text kind; `--json` also writes the numbers.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import time
 
 import numpy as np
 import torch
+from PIL import Image
 
 from optimem import render
 
@@ -79,9 +81,15 @@ def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
     return sum((render.TIERS[t] // 64) ** 2 for t in views)
 
 
-def read_pages(reader, images: list, tier: str) -> list:
-    """Full-resolution page images -> `optimem.reader.Reading`s, through the renderer's one resampling function."""
-    return reader.read([render.page_at_tier(im, tier) for im in images], tier)
+def read_pages(reader, images: list, tier: str, levels: int = 256) -> list:
+    """Full-resolution page images -> `optimem.reader.Reading`s, through the renderer's one resampling function.
+    levels < 256: each tier image first goes through the PNG form Memory stores (`page_levels` grey levels)."""
+    tiered = [render.page_at_tier(im, tier) for im in images]
+    if levels != 256:
+        from optimem.memory import _png
+
+        tiered = [Image.open(io.BytesIO(_png(im, levels))).convert("L") for im in tiered]
+    return reader.read(tiered, tier)
 
 
 def needle_page(corpus, rng: random.Random):
@@ -108,7 +116,7 @@ def run_texts(args) -> None:
             chunk = items[k:k + args.batch_size]
             pages = [render.render_plain_page(str(it["text"])) for it in chunk]
             t0 = time.time()
-            res = read_pages(reader, [p.image for p in pages], args.tier)
+            res = read_pages(reader, [p.image for p in pages], args.tier, args.page_levels)
             dt = (time.time() - t0) / len(chunk)
             for it, page, r in zip(chunk, pages, res):
                 rec = {"id": it.get("id"), "reference": page.text, "decoded": r.text,
@@ -133,7 +141,7 @@ def report(args) -> dict:
         for k in range(0, len(pages), args.batch_size):
             chunk = pages[k:k + args.batch_size]
             t0 = time.time()
-            res = read_pages(reader, [p.image for _, p, _ in chunk], tier)
+            res = read_pages(reader, [p.image for _, p, _ in chunk], tier, args.page_levels)
             dt = (time.time() - t0) / len(chunk)
             for (kind, page, needle), r in zip(chunk, res):
                 rows.append({"kind": kind, "cp": char_precision(page.text, r.text), "method": r.method,
@@ -141,7 +149,7 @@ def report(args) -> dict:
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
                              "visual_tokens": visual_tokens(tier, reader, r.method), "ref_chars": len(page.text)})
         results[tier] = rows
-    print(f"reader mode: {args.reader}, views {args.views}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
+    print(f"reader mode: {args.reader}, views {args.views}, page grey levels {args.page_levels}; 'all' = the {len(data.KINDS)} text kinds above it; 'symbols' = text with the "
           "listed non-ASCII characters (glyphs.EXTRA_CHARS); 'needles' = held-out prose pages with one random-ID fact, "
           "'exact' = the ID read verbatim")
     print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'grid':>5} {'exact':>6} {'s/page':>7}")
@@ -201,6 +209,9 @@ def main(argv=None) -> None:
     ap.add_argument("--views", default="own", type=parse_views,
                     help="glyph-head views besides the page's own tier: 'own' (none: the tier's visual tokens only), "
                          "'default' (the library's: base=0.5,small=1,tiny=0.5) or TIER=WEIGHT,...")
+    ap.add_argument("--page-levels", type=int, default=256, choices=(2, 4, 16, 256),
+                    help="grey levels of the page images read: 256 = as rendered; 16 = as Memory stores them by "
+                         "default (optimem.memory.PAGE_LEVELS)")
     ap.add_argument("--json", default=None, help="also write the report's numbers here (with --report)")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed (with --report)")
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")

@@ -93,9 +93,23 @@ def _layout_from_json(data: str) -> Layout:
     return Layout.from_json(data)
 
 
-def _png(image: Image.Image) -> bytes:
+PAGE_LEVELS = 16  # grey levels a stored page keeps (Memory's `page_levels`)
+_PNG_BITS = {2: 1, 4: 2, 16: 4}  # levels -> bits per pixel of the palette PNG
+
+
+def _png(image: Image.Image, levels: int = PAGE_LEVELS) -> bytes:
+    """A page image as PNG bytes. levels 2, 4 or 16: grey values rounded to `levels` evenly spaced ones and
+    written as a 1/2/4-bit palette PNG (16 levels: 2.3x fewer bytes at 640/512/384 px, 1.4x at 1024, and the
+    shipped model reads them as well as 8-bit pages; docs/benchmarks.md "Speed and size"); 256: 8-bit as is."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    if levels == 256:
+        image.save(buf, format="PNG")
+        return buf.getvalue()
+    step = 255.0 / (levels - 1)
+    idx = np.rint(np.asarray(image.convert("L"), dtype=np.float32) / step).astype(np.uint8)  # [H,W] in 0..levels-1
+    pal = Image.frombytes("P", image.size, np.ascontiguousarray(idx).tobytes())
+    pal.putpalette([round(i * step) for i in range(levels) for _ in range(3)])  # grey i -> (g, g, g)
+    pal.save(buf, format="PNG", bits=_PNG_BITS[levels])
     return buf.getvalue()
 
 
@@ -195,6 +209,10 @@ class Memory:
     auto_consolidate: run consolidate() after each page-out.
     reconsolidate: when a recall reads a turn from a faded page (below the top tier), write the page
         again at the top tier from the decoded text, errors included, like human reconsolidation.
+    hnsw_threshold: vectors in a namespace above which the index switches from exact to HNSW search.
+    page_levels: grey levels kept in stored page images: 16 (default; 4-bit PNG, ~2.3x smaller below
+        1024 px, read as well as 8-bit), 4 or 2 (smaller still, but the 512/384 px tiers read worse), 256
+        (8-bit, as rendered). Pages already stored keep their format; it applies to pages written from now.
     """
 
     def __init__(
@@ -212,9 +230,14 @@ class Memory:
         auto_consolidate: bool = True,
         reconsolidate: bool = False,
         hnsw_threshold: int = HNSW_THRESHOLD,
+        page_levels: int = PAGE_LEVELS,
     ) -> None:
         if not isinstance(working_tokens, int) or working_tokens < 1:
             raise InvalidInputError(f"working_tokens must be a positive int, got {working_tokens!r}")
+        if page_levels not in (2, 4, 16, 256) or isinstance(page_levels, bool):
+            raise InvalidInputError(
+                f"page_levels must be 2, 4, 16 or 256 (grey levels kept in stored page images), got {page_levels!r}"
+            )
         if policy is not None and not isinstance(policy, ForgettingPolicy):
             raise InvalidInputError(f"policy must be a ForgettingPolicy, got {type(policy).__name__}")
         if embedder is not None and not isinstance(embedder, Embedder):
@@ -224,6 +247,7 @@ class Memory:
             )
         self.policy = policy or ForgettingPolicy()
         self.working_tokens = working_tokens
+        self.page_levels = page_levels
         self.auto_consolidate, self.reconsolidate = auto_consolidate, reconsolidate
         self._reader = load_reader(model)
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -359,7 +383,7 @@ class Memory:
         payload = []
         for page in pages:
             ids = list(dict.fromkeys(s.turn_id for s in page.layout.segments))
-            payload.append((_png(page_at_tier(page.image, tier)), _layout_to_json(page.layout), ids))
+            payload.append((_png(page_at_tier(page.image, tier), self.page_levels), _layout_to_json(page.layout), ids))
         del pages, turns, out  # the text leaves RAM with them (as far as Python lets us)
         self._archive.page_out(payload, tier=tier)
         if self.auto_consolidate:
@@ -614,7 +638,7 @@ class Memory:
             if hit and set(page.turn_ids) - ids:  # pages left with no live turn are deleted instead
                 image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
                 redacted = _redact(image, _layout_from_json(page.layout), hit)
-                self._archive.replace_page(page.id, _png(redacted), tier=page.tier, kind="redact", turns=sorted(hit))
+                self._archive.replace_page(page.id, _png(redacted, self.page_levels), tier=page.tier, kind="redact", turns=sorted(hit))
         self._archive.forget_turns(sorted(ids), reason=reason)
 
     def consolidate(self, now: float | None = None) -> ConsolidationReport:
@@ -640,7 +664,7 @@ class Memory:
                 if tier_rank(target) <= tier_rank(page.tier):
                     continue  # pages only fade here; only reconsolidation sharpens them
                 image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
-                self._archive.replace_page(page.id, _png(page_at_tier(image, target)), tier=target)
+                self._archive.replace_page(page.id, _png(page_at_tier(image, target), self.page_levels), tier=target)
                 key = f"{page.tier}->{target}"
                 moved[key] = moved.get(key, 0) + 1
             self._archive.flush()
@@ -674,7 +698,7 @@ class Memory:
                     continue  # the reading grew past one page; keep the faded page rather than split it
                 self._archive.replace_page(
                     page.id,
-                    _png(page_at_tier(redrawn[0].image, top)),
+                    _png(page_at_tier(redrawn[0].image, top), self.page_levels),
                     tier=top,
                     kind="reconsolidate",
                     layout=_layout_to_json(redrawn[0].layout),

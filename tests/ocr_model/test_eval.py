@@ -66,3 +66,22 @@ def test_views_argument():
         ev.parse_views("huge=1")
     with pytest.raises(argparse.ArgumentTypeError, match="TIER=WEIGHT"):
         ev.parse_views("small")
+
+
+def test_read_pages_can_read_pages_as_memory_stores_them():
+    import numpy as np
+
+    from optimem import render
+
+    class Spy:
+        def read(self, images, tier):
+            self.images = images
+            return images
+
+    page = render.render_plain_page("The access code for locker 7 is QX-4471-MB.\n" * 10)
+    spy = Spy()
+    ev.read_pages(spy, [page.image], "small")
+    assert spy.images[0].size == (640, 640) and len(np.unique(np.asarray(spy.images[0]))) > 16  # as rendered
+    ev.read_pages(spy, [page.image], "small", levels=16)
+    grey = np.unique(np.asarray(spy.images[0]))
+    assert spy.images[0].mode == "L" and len(grey) <= 16 and grey.min() == 0 and grey.max() == 255

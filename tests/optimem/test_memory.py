@@ -23,7 +23,7 @@ from optimem.render import CELL_H, MARGIN_Y, TIERS
 
 def _page_image(m: Memory, turn_id: int) -> Image.Image:
     page = m._archive.pages_of(turn_id)[0]
-    return Image.open(io.BytesIO(m._archive.read_page(page)))
+    return Image.open(io.BytesIO(m._archive.read_page(page))).convert("L")  # stored as a 16-grey palette PNG
 
 
 def test_add_accepts_str_message_and_turn(make_memory):
@@ -80,6 +80,9 @@ def test_bad_options(make_memory, tmp_path):
         m.context(0)
     with pytest.raises(InvalidInputError):
         make_memory(tmp_path / "x", working_tokens=0)
+    for levels in (0, 8, 255, True):
+        with pytest.raises(InvalidInputError, match="page_levels"):
+            make_memory(tmp_path / "y", page_levels=levels)
 
 
 def test_working_memory_is_bounded_and_pages_out_the_oldest(make_memory, conversation):
@@ -433,3 +436,25 @@ def test_threads_can_share_a_memory(make_memory, conversation):
     assert len(set(got)) == 40
     s = m.stats()
     assert s.turns_verbatim + s.turns_archived == 40
+
+
+@pytest.mark.parametrize("levels", [16, 256])
+def test_stored_pages_keep_page_levels_grey_levels(make_memory, conversation, levels):
+    from optimem.memory import _png
+    from optimem.render import page_at_tier, render_plain_page
+
+    m = make_memory(working_tokens=300, page_levels=levels)
+    tid = m.add_many(conversation(12))[0]
+    raw = Image.open(io.BytesIO(m._archive.read_page(m._archive.pages_of(tid)[0])))
+    grey = np.asarray(raw.convert("L"))
+    if levels == 16:  # a 4-bit palette of 16 evenly spaced greys; black and white kept exactly
+        assert raw.mode == "P" and set(np.unique(grey)) <= {round(i * 17) for i in range(16)}
+        assert grey.min() == 0 and grey.max() == 255
+    else:
+        assert raw.mode == "L" and len(np.unique(grey)) > 16
+    # the point of it: fewer bytes for the same page, and every pixel within half a grey step
+    page = page_at_tier(render_plain_page("def f(x):\n    return x * 2  # doubled\n" * 20).image, "small")
+    small8, small16 = _png(page, 256), _png(page, 16)
+    assert len(small16) < 0.6 * len(small8)
+    back = np.asarray(Image.open(io.BytesIO(small16)).convert("L"), dtype=int)
+    assert np.abs(back - np.asarray(page, dtype=int)).max() <= 9
