@@ -392,9 +392,25 @@ class CroppedPage:
         return self._codes
 
 
-def page_pixels(page, tier: str) -> np.ndarray:
-    """uint8 (S, S) grayscale pixels of the page at a tier, through the renderer's one resampling function."""
-    return np.asarray(render.page_at_tier(page.image, tier), dtype=np.uint8)
+FADE_ORDER = ("large", "base", "small", "tiny", "gist")  # the order consolidation fades a page through
+
+
+def page_pixels(page, tier: str, rng: random.Random | None = None, stored: float = 0.0) -> np.ndarray:
+    """uint8 (S, S) grayscale pixels of the page at a tier, through the renderer's one resampling function.
+
+    With probability `stored` (needs `rng`), the page as Memory keeps it instead: written at base as a
+    16-grey PNG, then, for a lower tier, faded through a random subset of the tiers between (each stored and
+    read back), as consolidation does. Fading step by step blurs more than one resampling (gist pages read
+    ~4 points worse through the views; benchmarks/storage.py), so training sees both forms."""
+    if rng is None or stored <= 0 or rng.random() >= stored or tier == "large":
+        return np.asarray(render.page_at_tier(page.image, tier), dtype=np.uint8)
+    from optimem.memory import as_stored
+
+    im = as_stored(page.image, "base")
+    for t in FADE_ORDER[FADE_ORDER.index("base") + 1: FADE_ORDER.index(tier) + 1]:
+        if t == tier or rng.random() < 0.5:  # intermediate tiers: consolidation may or may not stop there
+            im = as_stored(im, t)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _cli() -> None:

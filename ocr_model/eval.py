@@ -15,14 +15,12 @@ and per text kind; `--json` also writes the numbers.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import time
 
 import numpy as np
 import torch
-from PIL import Image
 
 from optimem import render
 
@@ -84,12 +82,11 @@ def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
 def read_pages(reader, images: list, tier: str, levels: int = 256) -> list:
     """Full-resolution page images -> `optimem.reader.Reading`s, through the renderer's one resampling function.
     levels < 256: each tier image first goes through the PNG form Memory stores (`page_levels` grey levels)."""
-    tiered = [render.page_at_tier(im, tier) for im in images]
-    if levels != 256:
-        from optimem.memory import _png
+    if levels == 256:
+        return reader.read([render.page_at_tier(im, tier) for im in images], tier)
+    from optimem.memory import as_stored
 
-        tiered = [Image.open(io.BytesIO(_png(im, levels))).convert("L") for im in tiered]
-    return reader.read(tiered, tier)
+    return reader.read([as_stored(im, tier, levels) for im in images], tier)
 
 
 def needle_page(corpus, rng: random.Random):

@@ -62,9 +62,10 @@ class PageBatches(torch.utils.data.IterableDataset):
     mid-run crashed a 4-GPU run: the old workers' shared-memory batches piled up)."""
 
     def __init__(self, corpus_dir: str, split: str, stage_index, tokenizer_path: str, batch_size: int,
-                 max_tokens: int, seed: int, max_positions: int, tier_weights: dict[str, float] | None = None):
+                 max_tokens: int, seed: int, max_positions: int, tier_weights: dict[str, float] | None = None,
+                 stored: float = 0.0):
         self.corpus_dir, self.split, self.stage_index = corpus_dir, split, stage_index
-        self.tier_weights = tier_weights or {}
+        self.tier_weights, self.stored = tier_weights or {}, stored
         self.tokenizer_path, self.batch_size, self.max_tokens, self.seed = tokenizer_path, batch_size, max_tokens, seed
         self.max_positions = max_positions
 
@@ -77,7 +78,8 @@ class PageBatches(torch.utils.data.IterableDataset):
         while True:
             stage = STAGES[self.stage_index.value]
             tier = rng.choices(stage.tiers, [self.tier_weights.get(t, 1.0) for t in stage.tiers])[0]
-            yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier, self.max_positions), rng)
+            yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier, self.max_positions),
+                             rng, stored=self.stored)
 
 
 def parse_tier_weights(spec: str | None) -> dict[str, float]:
@@ -114,12 +116,12 @@ def token_budget(max_tokens: int, tier: str, max_positions: int) -> int:
     return min(max_tokens, max_positions - 1 - (g * (g + 1) + 1))
 
 
-def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None) -> dict:
+def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None, stored: float = 0.0) -> dict:
     grid = TIER_GRID[tier]
     pixels, glyphs, ids = [], [], []
     for _ in range(batch_size):
         page, _, _ = data.make_page(corpus, stage, rng, kind)
-        pixels.append(data.page_pixels(page, tier))
+        pixels.append(data.page_pixels(page, tier, rng, stored))
         glyphs.append(data.glyph_targets(page, grid))
         x = tok.encode(page.text) + [tok.eos_id]
         # a page too long for the budget is a prefix with NO end-of-text: teaching EOS mid-page would teach
@@ -262,6 +264,8 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (constant after warmup)")
     ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     ap.add_argument("--decay-minutes", type=float, default=0.0, help="decay lr linearly to 10%% over the last N of --minutes")
+    ap.add_argument("--stored-share", type=float, default=0.5,
+                    help="share of training pages shown as Memory stores them (16 greys, faded tier by tier; see data.page_pixels)")
     ap.add_argument("--tier-weights", default=None, help="sampling weight per tier within a stage, e.g. tiny=2.5,small=1.5 (others 1)")
     ap.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices")
     ap.add_argument("--glyph-weight", type=float, default=1.0, help="weight of the per-region glyph loss")
@@ -283,6 +287,8 @@ def main(argv=None) -> None:
         tier_weights = parse_tier_weights(args.tier_weights)
     except ValueError as e:
         ap.error(str(e))
+    if not 0.0 <= args.stored_share <= 1.0:
+        ap.error(f"--stored-share is a probability in [0, 1], got {args.stored_share}")
 
     # batches are large tensors handed over by many worker processes: share them through files, not
     # file descriptors (the fd strategy ran out of descriptors with 4 ranks x 14 workers)
@@ -350,7 +356,7 @@ def main(argv=None) -> None:
     max_positions = model.cfg.decoder.max_positions
     ds = PageBatches(args.corpus, "train", shared_stage, tok_path, args.batch_size, args.max_tokens,
                      seed=args.seed + 7919 * rank + 104729 * state["step"], max_positions=max_positions,
-                     tier_weights=tier_weights)
+                     tier_weights=tier_weights, stored=args.stored_share)
     batches = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
                                                prefetch_factor=2 if args.workers else None))
 

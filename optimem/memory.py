@@ -105,12 +105,26 @@ def _png(image: Image.Image, levels: int = PAGE_LEVELS) -> bytes:
     if levels == 256:
         image.save(buf, format="PNG")
         return buf.getvalue()
-    step = 255.0 / (levels - 1)
-    idx = np.rint(np.asarray(image.convert("L"), dtype=np.float32) / step).astype(np.uint8)  # [H,W] in 0..levels-1
-    pal = Image.frombytes("P", image.size, np.ascontiguousarray(idx).tobytes())
-    pal.putpalette([round(i * step) for i in range(levels) for _ in range(3)])  # grey i -> (g, g, g)
+    pal = Image.frombytes("P", image.size, np.ascontiguousarray(_grey_index(image, levels)).tobytes())
+    step = 255 // (levels - 1)  # 17, 85, 255: the palette greys are exact integers
+    pal.putpalette([i * step for i in range(levels) for _ in range(3)])  # index i -> grey (g, g, g)
     pal.save(buf, format="PNG", bits=_PNG_BITS[levels])
     return buf.getvalue()
+
+
+def _grey_index(image: Image.Image, levels: int) -> np.ndarray:
+    """[H,W] uint8 index 0..levels-1 of the nearest of `levels` evenly spaced greys."""
+    return np.rint(np.asarray(image.convert("L"), dtype=np.float32) * ((levels - 1) / 255.0)).astype(np.uint8)
+
+
+def as_stored(image: Image.Image, tier: str, levels: int = PAGE_LEVELS) -> Image.Image:
+    """`image` resampled to `tier` with the grey levels Memory would store: the same pixels as writing the PNG
+    and reading it back, without the PNG (call it again with a lower tier for a page that faded through
+    consolidation)."""
+    image = page_at_tier(image, tier)
+    if levels == 256:
+        return image
+    return Image.fromarray(_grey_index(image, levels) * np.uint8(255 // (levels - 1)), mode="L")
 
 
 def _redact(image: Image.Image, layout: Layout, turn_ids: set[int]) -> Image.Image:

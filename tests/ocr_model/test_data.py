@@ -136,6 +136,25 @@ def test_page_pixels_per_tier():
         assert px.shape == (size, size) and px.dtype == np.uint8
 
 
+def test_page_pixels_as_memory_stores_them():
+    import random
+
+    from optimem.memory import as_stored
+
+    page = render.render_plain_page("The access code for locker 7 is QX-4471-MB.\n" * 12)
+    rng = random.Random(0)
+    direct = data.page_pixels(page, "gist")
+    assert len(np.unique(direct)) > 16 and np.array_equal(data.page_pixels(page, "gist", rng, 0.0), direct)
+    seen = set()
+    for _ in range(12):
+        px = data.page_pixels(page, "gist", rng, stored=1.0)
+        assert px.shape == (384, 384) and set(np.unique(px)) <= {17 * i for i in range(16)}  # 16 greys
+        seen.add(px.tobytes())
+    # faded through different subsets of small/tiny: several distinct images, one of them base -> gist directly
+    straight = np.asarray(as_stored(as_stored(page.image, "base"), "gist"))
+    assert len(seen) > 1 and straight.tobytes() in seen
+
+
 def test_corpus_reads_xz_and_gzip_and_names_a_missing_file(corpus_dir, tmp_path):
     c = data.Corpus(corpus_dir, "heldout")
     assert c.texts["prose"].startswith("The quick brown fox") and c.texts["code"].startswith("def f(x):")

@@ -458,3 +458,11 @@ def test_stored_pages_keep_page_levels_grey_levels(make_memory, conversation, le
     assert len(small16) < 0.6 * len(small8)
     back = np.asarray(Image.open(io.BytesIO(small16)).convert("L"), dtype=int)
     assert np.abs(back - np.asarray(page, dtype=int)).max() <= 9
+    # as_stored (what eval and training use) gives exactly the pixels of the PNG read back, at every setting
+    from optimem.memory import as_stored
+
+    full = render_plain_page("def f(x):\n    return x * 2  # doubled\n" * 20).image
+    for lv in (2, 4, 16, 256):
+        for tier in ("small", "gist"):
+            png = Image.open(io.BytesIO(_png(page_at_tier(full, tier), lv))).convert("L")
+            assert np.array_equal(np.asarray(as_stored(full, tier, lv)), np.asarray(png))
