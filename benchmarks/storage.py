@@ -34,6 +34,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--tiers", default="small,tiny,gist", help="comma-separated tiers below base")
     ap.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     ap.add_argument("--seed", type=int, default=5, help="page sampling seed")
+    ap.add_argument("--max-new-tokens", type=int, default=1200, help="decoder cap, for pages no glyph head reads")
     ap.add_argument("--json", default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
 
@@ -43,8 +44,8 @@ def main(argv=None) -> dict:
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
     pages = [render_plain_page(corpus.sample(kind, rng, n_chars=2800)) for kind in data.KINDS for _ in range(args.pages)]
-    readers = {"own view": OpticalReader.from_pretrained(model, views={}),
-               "default views": OpticalReader.from_pretrained(model)}
+    readers = {"own view": OpticalReader.from_pretrained(model, views={}, max_new_tokens=args.max_new_tokens),
+               "default views": OpticalReader.from_pretrained(model, max_new_tokens=args.max_new_tokens)}
     order = ["base"] + args.tiers.split(",")
     results = []
     for levels in (256, 16):
