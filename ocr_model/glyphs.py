@@ -119,13 +119,25 @@ def widen_classes(state: dict, n_classes: int) -> dict:
     return out
 
 
-def save_glyph_heads(heads: nn.ModuleDict, directory: str | os.PathLike, grids=None) -> None:
-    """Write `heads` (or only those of `grids`) as bf16 to DIR/glyph_heads.safetensors."""
+def save_glyph_heads(heads: nn.ModuleDict, directory: str | os.PathLike, grids=None, int8: bool = False) -> None:
+    """Write `heads` (or only those of `grids`) to DIR/glyph_heads.safetensors: bf16, or with `int8` every
+    weight matrix as int8 with one bf16 scale per output row (`<key>.scale`; half the bytes, which is what
+    leaves room for a fourth head under the 60 MB budget; on the shipped heads ~1 read character in 2,000
+    changed, precision equal within noise: docs/model_card.md). Vectors (biases, norms) stay bf16."""
     from safetensors.torch import save_file
 
     keep = None if grids is None else {str(g) for g in grids}
-    state = {k: v.detach().to(torch.bfloat16).cpu().contiguous() for k, v in heads.state_dict().items()
-             if keep is None or k.split(".", 1)[0] in keep}
+    state = {}
+    for k, v in heads.state_dict().items():
+        if keep is not None and k.split(".", 1)[0] not in keep:
+            continue
+        v = v.detach().float().cpu()
+        if int8 and v.dim() == 2:
+            scale = (v.abs().amax(dim=1, keepdim=True) / 127).clamp(min=1e-12).to(torch.bfloat16)  # [out,1]
+            state[k] = torch.round(v / scale.float()).clamp(-127, 127).to(torch.int8).contiguous()
+            state[k + ".scale"] = scale.contiguous()
+        else:
+            state[k] = v.to(torch.bfloat16).contiguous()
     save_file(state, os.path.join(directory, FILENAME))
 
 
@@ -137,7 +149,10 @@ def load_glyph_heads(directory: str | os.PathLike, dim: int, n_classes: int | No
     path = os.path.join(directory, FILENAME)
     if not os.path.exists(path):
         return None
-    state = {k: v.float() for k, v in load_file(path).items()}
+    raw = load_file(path)
+    # int8 matrices (save_glyph_heads(int8=True)) come back as int8 * their per-row scale
+    state = {k: v.float() * raw[k + ".scale"].float() if k + ".scale" in raw else v.float()
+             for k, v in raw.items() if not k.endswith(".scale")}
     stored = max(v.shape[0] for k, v in state.items() if k.endswith("cls.bias"))
     if n_classes is not None and n_classes < stored:
         raise ValueError(f"{path} has {stored} glyph classes, more than the {n_classes} asked for")

@@ -63,6 +63,28 @@ def test_heads_save_a_subset_and_load_back(tmp_path):
         glyphs.load_glyph_heads(tmp_path, 48)
 
 
+def test_heads_saved_as_int8_take_half_the_bytes_and_read_alike(tmp_path):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    heads = glyphs.make_glyph_heads(64, [10])
+    (tmp_path / "bf16").mkdir()
+    (tmp_path / "int8").mkdir()
+    glyphs.save_glyph_heads(heads, tmp_path / "bf16")
+    glyphs.save_glyph_heads(heads, tmp_path / "int8", int8=True)
+    size = lambda d: (d / glyphs.FILENAME).stat().st_size  # noqa: E731
+    assert size(tmp_path / "int8") < 0.6 * size(tmp_path / "bf16")
+    raw = load_file(str(tmp_path / "int8" / glyphs.FILENAME))
+    assert raw["10.slots.weight"].dtype == torch.int8 and raw["10.slots.weight.scale"].shape[-1] == 1
+    assert raw["10.slots.bias"].dtype == torch.bfloat16  # vectors stay bf16
+    back = glyphs.load_glyph_heads(tmp_path / "int8", 64)
+    assert set(back.state_dict()) == set(heads.state_dict())  # no stray .scale parameters
+    x = torch.randn(2, 10, 10, 64)
+    ref, got = heads["10"](x), back["10"](x)
+    assert (got.argmax(-1) == ref.argmax(-1)).float().mean() > 0.97
+    assert (got - ref).abs().max() < 0.1 * ref.abs().max()
+
+
 def test_heads_with_the_first_96_classes_load_as_stored_or_widened(tmp_path):
     torch.manual_seed(0)
     old = glyphs.make_glyph_heads(32, [10], n_classes=glyphs.ASCII_CLASSES)
