@@ -8,7 +8,7 @@ How a turn flows:
   add      -> embedded (one vector per ~1000-char chunk, "<role>: <text>") and stored verbatim in the
               working memory, durably, before add returns
   overflow -> when the working memory passes `working_tokens`, its oldest turns (down to half the budget)
-              are rendered to pages (optimem.render), stored as PNG at the policy's top tier, and their
+              are rendered to pages (optimem.render), stored as PNG (16 greys) at the policy's top tier, and their
               text is deleted from the store (optimem.archive); their vectors stay
   recall   -> the query is embedded, FAISS finds candidate turns, score = similarity combined with
               retention (optimem.forgetting), archived winners are read back from their pages by the
