@@ -26,7 +26,7 @@ def main(argv=None) -> dict:
     from ocr_model.eval import char_precision
     from optimem.memory import _png, as_stored
     from optimem.reader import OpticalReader, shipped_model_dir
-    from optimem.render import page_at_tier, render_plain_page
+    from optimem.render import render_plain_page
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="corpus", help="corpus directory (python -m ocr_model.data build)")
@@ -54,9 +54,9 @@ def main(argv=None) -> dict:
             faded = [as_stored(im, tier, levels) for im in faded]
             for how in ("direct", "faded"):
                 images = [as_stored(p.image, tier, levels) for p in pages] if how == "direct" else faded
+                # images already hold `levels` greys, so _png writes the very file Memory would store
                 row = {"tier": tier, "levels": levels, "how": how,
-                       "png_bytes": statistics.median(len(_png(im if how == "faded" else page_at_tier(p.image, tier), levels))
-                                                      for im, p in zip(images, pages))}
+                       "png_bytes": statistics.median(len(_png(im, levels)) for im in images)}
                 for name, reader in readers.items():
                     if name == "own view" and not reader.grid_views(tier):
                         continue  # no head of its own: only the views read it by grid

@@ -392,9 +392,6 @@ class CroppedPage:
         return self._codes
 
 
-FADE_ORDER = ("large", "base", "small", "tiny", "gist")  # the order consolidation fades a page through
-
-
 def page_pixels(page, tier: str, rng: random.Random | None = None, stored: float = 0.0) -> np.ndarray:
     """uint8 (S, S) grayscale pixels of the page at a tier, through the renderer's one resampling function.
 
@@ -406,8 +403,9 @@ def page_pixels(page, tier: str, rng: random.Random | None = None, stored: float
         return np.asarray(render.page_at_tier(page.image, tier), dtype=np.uint8)
     from optimem.memory import as_stored
 
+    order = list(render.TIERS)  # sharpest first: the order consolidation fades a page through
     im = as_stored(page.image, "base")
-    for t in FADE_ORDER[FADE_ORDER.index("base") + 1: FADE_ORDER.index(tier) + 1]:
+    for t in order[order.index("base") + 1: order.index(tier) + 1]:
         if t == tier or rng.random() < 0.5:  # intermediate tiers: consolidation may or may not stop there
             im = as_stored(im, t)
     return np.asarray(im, dtype=np.uint8)

@@ -81,9 +81,7 @@ def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
 
 def read_pages(reader, images: list, tier: str, levels: int = 256) -> list:
     """Full-resolution page images -> `optimem.reader.Reading`s, through the renderer's one resampling function.
-    levels < 256: each tier image first goes through the PNG form Memory stores (`page_levels` grey levels)."""
-    if levels == 256:
-        return reader.read([render.page_at_tier(im, tier) for im in images], tier)
+    levels < 256: with the grey levels Memory stores them with (`page_levels`; 256 = as rendered)."""
     from optimem.memory import as_stored
 
     return reader.read([as_stored(im, tier, levels) for im in images], tier)
