@@ -9,7 +9,7 @@ synthetic kind are rendered as plain pages by the library renderer, counted in c
 text-token buckets 600-700 ... 1200-1300 (pages outside them are skipped; dense kinds fill the upper
 buckets, since a 75 x 38 page of prose holds ~600 tokens). Each page is read at the tiers
     tiny 512 px = 64 visual tokens, small 640 px = 100, base 1024 px = 256, gist 384 px = 36
-(`optimem.render.page_at_tier`, visual tokens counted the paper's way: (side / 64) ** 2) by the model, and
+(`optimem.pg.page_at_tier`, visual tokens counted the paper's way: (side / 64) ** 2) by the model, and
 by Tesseract 5 (`--psm 6`, OMP_THREAD_LIMIT=1) and RapidOCR 3 (angle classifier off) on the same images
 when they are installed (`apt-get install tesseract-ocr`, `pip install -e ".[ocr-baselines]"`).
 
@@ -75,10 +75,10 @@ def sample_pages(
 ) -> list[dict]:
     """Held-out full pages, `per_bucket` per text-token bucket where the corpus can fill it."""
     from ocr_model import data
-    from optimem import render
+    from ocr_model import page as pg
 
     rng = random.Random(seed)
-    full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
+    full = data.Stage("full", max_rows=pg.ROWS, min_rows=pg.ROWS)
     kinds = [k for k in data.KINDS if k != "random_chars"]  # random characters are not a document
     chosen: dict[tuple[int, int], list[dict]] = {b: [] for b in buckets}
     for i in range(max_tries):
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict:
     from demos.needle_in_haystack import token_counter
     from ocr_model import data
     from ocr_model.eval import char_precision, fox_word_precision
-    from optimem.render import page_at_tier
+    from ocr_model.page import page_at_tier
 
     torch.set_num_threads(args.threads)
     counter_name, encode, _ = token_counter()

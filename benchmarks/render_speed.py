@@ -14,7 +14,7 @@ import random
 import statistics
 import time
 
-from optimem.render import TIERS, Turn, page_at_tier, render_plain_page, render_turns
+from ocr_model.page import TIERS, Turn, page_at_tier, render_plain_page, render_turns
 
 WORDS = ("the of and to in is was for that with as on by at from this memory page agent token model text "
          "turn image render context window budget question answer because however meanwhile yesterday "
@@ -81,7 +81,7 @@ def main() -> None:
     images = [render_plain_page(t).image for t in texts[:50]]
     print()
     print(f"{'tier':<8} {'size':>6} {'ms per page (median)':>21}")
-    for tier, size in TIERS.items():
+    for tier, size in ((n, t.side) for n, t in TIERS.items()):
         _, ms = bench(lambda im: page_at_tier(im, tier), images)
         print(f"{tier:<8} {size:>6} {ms:21.2f}")
 

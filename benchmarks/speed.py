@@ -4,7 +4,7 @@
 
 Every timing is the median over `--repeats` runs (recall: p50/p95 over `--queries` queries), on the machine
 named in the output; nothing is asserted. Sections:
-  render    conversation turns -> 1024 px pages (optimem.render.render_turns), pages/s
+  render    conversation turns -> 1024 px pages (optimem.pg.render_turns), pages/s
   encode    page images -> visual tokens with the model, per tier, pages/s (batch 1 and 4)
   decode    greedy decoding with EOS suppressed (every row decodes exactly --decode-tokens), tokens/s
   add       Memory.add throughput with the default embedder (E5) and the model's token counter, turns/s
@@ -90,7 +90,7 @@ class InstantReader:
 
 
 def bench_render(turns: list[dict], repeats: int) -> dict:
-    from optimem.render import Turn, render_turns
+    from ocr_model.page import Turn, render_turns
 
     ts = [Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)]
     n_pages = len(render_turns(ts))
@@ -101,7 +101,7 @@ def bench_render(turns: list[dict], repeats: int) -> dict:
 def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int) -> dict:
     import torch
 
-    from optimem.render import Turn, page_at_tier, render_turns
+    from ocr_model.page import Turn, page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])[:4]
     pages = (pages * 4)[:4]
@@ -221,7 +221,7 @@ def bench_recall(
 def bench_bytes(turns: list[dict]) -> dict:
     from optimem import Memory
     from optimem.memory import PAGE_LEVELS, _png
-    from optimem.render import Turn, page_at_tier, render_turns
+    from ocr_model.page import Turn, page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])
     raw = sum(len(t["text"].encode("utf-8")) for t in turns)

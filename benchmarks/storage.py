@@ -26,7 +26,7 @@ def main(argv=None) -> dict:
     from ocr_model.eval import char_precision
     from optimem.memory import _png, as_stored
     from optimem.reader import OpticalReader, shipped_model_dir
-    from optimem.render import render_plain_page
+    from ocr_model.page import render_plain_page
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="corpus", help="corpus directory (python -m ocr_model.data build)")

@@ -4,19 +4,26 @@
     model = build_model(load_config("small"))
     visual = model.encode(to_tensor(pages, "base"))          # [B, 273, D]
     gens = model.generate(visual, max_new_tokens=1000)         # list[Generation]
+
+The page format it reads is the sub-package ocr_model.page (no torch). Names below are imported on first
+use, so `import ocr_model.page` does not import torch.
 """
 from __future__ import annotations
 
-from .config import MODES, ClipConfig, DecoderConfig, OpticalConfig, ProjectorConfig, SamConfig, load_config
-from .image_process import GundamInput, to_gundam, to_tensor
-from .model import Generation, OpticalModel, Output
-from .tokenizer import Tokenizer, train_tokenizer
-from .weights import build_model, load_official, load_pretrained, save_pretrained
+import importlib
 
-__all__ = [
-    "MODES", "SamConfig", "ClipConfig", "ProjectorConfig", "DecoderConfig", "OpticalConfig", "load_config",
-    "to_tensor", "to_gundam", "GundamInput",
-    "OpticalModel", "Output", "Generation",
-    "Tokenizer", "train_tokenizer",
-    "build_model", "save_pretrained", "load_pretrained", "load_official",
-]
+_EXPORTS = {
+    "MODES": "config", "SamConfig": "config", "ClipConfig": "config", "ProjectorConfig": "config",
+    "DecoderConfig": "config", "OpticalConfig": "config", "load_config": "config",
+    "to_tensor": "image_process", "to_gundam": "image_process", "GundamInput": "image_process",
+    "OpticalModel": "model", "Output": "model", "Generation": "model",
+    "Tokenizer": "tokenizer", "train_tokenizer": "tokenizer",
+    "build_model": "weights", "save_pretrained": "weights", "load_pretrained": "weights", "load_official": "weights",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'ocr_model' has no attribute {name!r}")

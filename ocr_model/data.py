@@ -1,7 +1,7 @@
 """Training data for the optical reader: a text corpus from installed packages, synthetic text, and pages.
 
-Every page is made by the library's own renderer (`optimem.render.render_plain_page` and
-`optimem.render.page_at_tier`), the exact code path `Memory` uses at run time, so the model is trained on the
+Every page is made by the library's own renderer (`optimem.pg.render_plain_page` and
+`optimem.pg.page_at_tier`), the exact code path `Memory` uses at run time, so the model is trained on the
 pixels it will read.
 
     python -m ocr_model.data build --out corpus/          # collect text shipped by packages into corpus/
@@ -30,27 +30,35 @@ import json
 import lzma
 import os
 import random
+import re
 import string
 import subprocess
 import sys
+import unicodedata
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from ocr_model.glyphs import EXTRA_CHARS, N_GLYPH_CLASSES, glyph_classes, slot_table  # noqa: F401 (re-exported)
-from optimem import render
+from ocr_model import page as pg
+from ocr_model.page.glyphs import EXTRA_CHARS, glyph_classes, slot_table
 
 RS = "\x1e"
 REAL_KINDS = ("prose", "dialogue", "code")
 SYNTHETIC_KINDS = ("random_chars", "random_words", "structured")
 KINDS = REAL_KINDS + SYNTHETIC_KINDS  # the evaluation's text kinds (its "all" averages these)
 EXTRA_KINDS = ("symbols",)  # added after run s2: trained and reported on its own, outside "all"
+# every script the shipped fonts draw, from ocr_model.corpus_scripts (read when its files are there, else the
+# synthetic `script_text` of the same script), and what Memory draws: conversation pages (render_turns, the
+# dense layout), fenced highlighted code, emoji chat, any drawable character, typographic look-alikes
+SCRIPT_KINDS = ("latin", "greek", "cyrillic", "zh", "ja", "ko")
+MEMORY_KINDS = ("chat", "fenced_code", "emoji", "all_glyphs", "lookalikes")
 
 # ----------------------------------------------------------------------------------------------------------
 # glyph targets (classes and slot geometry live in ocr_model.glyphs, shared with the reader)
 
-def glyph_targets(page: render.Page, grid: int) -> np.ndarray:
+def glyph_targets(page: pg.Page, grid: int) -> np.ndarray:
     """(g, g, S) int64 glyph classes per token slot; -100 where a slot owns no cell."""
     cls = glyph_classes(page.cell_codes())
     table = slot_table(grid)
@@ -174,6 +182,9 @@ def _read_corpus_file(root: str, stem: str) -> str:
                             f"`python -m ocr_model.data build --out {root}`")
 
 
+_ANSI = re.compile("\x1b\\[[0-9;]*[A-Za-z]")  # terminal colour codes some fortune files carry
+
+
 class Corpus:
     """The corpus of one split, held in memory; `sample(kind, rng)` returns page-sized text."""
 
@@ -183,6 +194,11 @@ class Corpus:
         self.texts: dict[str, str] = {}
         for kind in REAL_KINDS:
             self.texts[kind] = _read_corpus_file(root, f"{kind}.{split}.txt")
+        for kind in SCRIPT_KINDS:  # optional: python -m ocr_model.corpus_scripts --out DIR
+            try:
+                self.texts[kind] = _ANSI.sub("", _read_corpus_file(root, f"{kind}.{split}.txt"))
+            except FileNotFoundError:
+                pass
         self.words = [w for w in _read_corpus_file(root, "words.txt").split("\n") if w]
 
     def sample(self, kind: str, rng: random.Random, n_chars: int = 3200) -> str:
@@ -200,16 +216,221 @@ class Corpus:
             return structured(rng, self.words, n_chars)
         if kind == "symbols":
             return symbols(rng, self.words, n_chars)
-        raise ValueError(f"unknown text kind {kind!r}; expected one of {KINDS + EXTRA_KINDS}")
+        if kind in SCRIPT_KINDS:
+            return script_text(rng, kind, n_chars)
+        if kind == "fenced_code":
+            return fenced_code(self, rng, n_chars)
+        if kind == "emoji":
+            return emoji_text(rng, self.words, n_chars)
+        if kind == "all_glyphs":
+            return all_glyphs(rng, self.words, n_chars)
+        if kind == "lookalikes":
+            return lookalikes(rng, self.words, n_chars)
+        raise ValueError(f"unknown text kind {kind!r}; expected one of {ALL_KINDS}")
 
 
+ALL_KINDS = KINDS + EXTRA_KINDS + SCRIPT_KINDS + MEMORY_KINDS
 _PRINTABLE = string.ascii_letters + string.digits + string.punctuation
+
+
+# ----------------------------------------------------------------------------------------------------------
+# every drawable character, by script (the glyph class table is exactly the drawable characters)
+
+_SCRIPT_RANGES = {
+    "latin": ((0xC0, 0x250), (0x1E00, 0x1F00)),
+    "greek": ((0x370, 0x400), (0x1F00, 0x2000)),
+    "cyrillic": ((0x400, 0x530),),
+    "zh": ((0x4E00, 0xA000),),
+    "ja": ((0x3040, 0x3100), (0x4E00, 0xA000)),
+    "ko": ((0xAC00, 0xD7A4),),
+    "emoji": ((0x1F300, 0x1FB00), (0x2600, 0x27C0)),
+    "symbols": ((0xA0, 0xC0), (0x2000, 0x2BFF), (0x3000, 0x3040), (0xFF01, 0xFFEF), (0x250, 0x370)),
+}
+
+
+@cache
+def script_chars(script: str) -> tuple[str, ...]:
+    """The characters with a glyph class of their own in one script's code point ranges."""
+    from ocr_model.page.glyphs import S3_CLASSES, classes
+
+    table = classes()
+    inside = [c for c in table if c and c != "\ufffd" and ord(c) >= 0xA0
+              and any(a <= ord(c) < b for a, b in _SCRIPT_RANGES[script])]
+    if script == "latin":  # plus run s3's classes, which are mostly Latin-1
+        inside += [c for c in table[96:S3_CLASSES] if c not in inside]
+    return tuple(inside)
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def script_text(rng: random.Random, script: str, n_chars: int) -> str:
+    """Words of random characters of one script (uniform over its glyph classes) between ASCII words and
+    punctuation: every class of the script is seen, not only the frequent ones a corpus has."""
+    chars = script_chars(script)
+    lines, total = [], 0
+    while total < n_chars:
+        width, out, cells = rng.randint(20, pg.COLS), [], 0
+        while cells < width:
+            if rng.random() < 0.15:
+                w = rng.choice(["the", "and", "ID", "2024", "ok", "—", ",", ".", ":", "(x)", "-", "12.5%"])
+            else:
+                w = "".join(rng.choice(chars) for _ in range(rng.randint(1, 8)))
+            out.append(w)
+            cells += len(w) + 1 + sum(1 for c in w if _wide(c))
+        line = " ".join(out)
+        cells, cut = 0, 0
+        for cut, c in enumerate(line):
+            cells += 2 if _wide(c) else 1
+            if cells > pg.COLS:
+                break
+        else:
+            cut = len(line)
+        lines.append(line[:cut].rstrip())
+        total += cut + 1
+    return "\n".join(lines)
+
+
+def all_glyphs(rng: random.Random, words: list[str], n_chars: int) -> str:
+    """Every script's characters mixed on one page (one script per line), so no class goes unseen."""
+    scripts = tuple(_SCRIPT_RANGES)
+    lines, total = [], 0
+    while total < n_chars:
+        line = script_text(rng, rng.choice(scripts), 1)
+        lines.append(line)
+        total += len(line) + 1
+    return "\n".join(lines)
+
+
+def emoji_text(rng: random.Random, words: list[str], n_chars: int) -> str:
+    """Chat-like lines: words with emoji between and after them, sometimes several in a row."""
+    em = script_chars("emoji")
+    lines, total = [], 0
+    while total < n_chars:
+        out = []
+        for _ in range(rng.randint(2, 9)):
+            out.append(rng.choice(words) if rng.random() < 0.6 else "".join(rng.choice(em) for _ in range(rng.randint(1, 3))))
+        line = " ".join(out)[: pg.COLS // 2 + 5]
+        lines.append(line)
+        total += len(line) + 1
+    return "\n".join(lines)
+
+
+# groups of characters that look alike but are drawn differently; shown side by side so the heads learn
+# the difference (pixel-identical pairs cannot be told apart and are left to the verified page-out)
+LOOKALIKE_GROUPS = (",‚", "'‘’′", "\"“”″„", "-–—−", "|│┃¦", ">»›", "<«‹", "~∼〜", "*∗⋅·•", "xX×", "oO0°º",
+                    "1lI|", ".…", "=═≡", "+┼†", "^ˆ", "`´‘", "!¡", "?¿", ":：", ";；", "/∕", "\\＼")
+
+
+def lookalikes(rng: random.Random, words: list[str], n_chars: int) -> str:
+    """Prose-like lines in which the members of a look-alike group stand in for each other (quotes, commas,
+    dashes, bars, guillemets), plus lines of the groups side by side."""
+    lines, total = [], 0
+    while total < n_chars:
+        if rng.random() < 0.3:
+            group = rng.choice(LOOKALIKE_GROUPS)
+            line = " ".join("".join(rng.choice(group) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(5, 15)))
+        else:
+            out = []
+            for _ in range(rng.randint(4, 10)):
+                w = rng.choice(words)
+                g = rng.choice(LOOKALIKE_GROUPS)
+                u = rng.random()
+                if u < 0.3:
+                    w = rng.choice(g) + w + rng.choice(g)
+                elif u < 0.6:
+                    w = w + rng.choice(g)
+                out.append(w)
+            line = " ".join(out)
+        line = line[: pg.COLS]
+        lines.append(line)
+        total += len(line) + 1
+    return "\n".join(lines)
+
+
+_FENCE_LANGS = (("python", 0.6), ("py", 0.05), ("", 0.1), ("console", 0.05), ("json", 0.05), ("bash", 0.05),
+                ("text", 0.05), ("diff", 0.05))
+
+
+def fenced_code(corpus: Corpus, rng: random.Random, n_chars: int) -> str:
+    """Markdown as an assistant writes it: a sentence, a ``` fence with a language, code lines (Python from
+    the corpus; shell lines for console/bash), the closing fence, sometimes more text and another block."""
+    parts, total = [], 0
+    while total < n_chars:
+        lang = rng.choices([l for l, _ in _FENCE_LANGS], [w for _, w in _FENCE_LANGS])[0]
+        intro = corpus.sample(rng.choice(["prose", "dialogue"]), rng, rng.randint(20, 160)).split("\n")[0]
+        if lang in ("console", "bash"):
+            body = "\n".join(f"{'$ ' if lang == 'console' else ''}{rng.choice(['ls', 'cd', 'git', 'pip', 'grep', 'cat', 'python'])} "
+                             f"{' '.join(rng.choice(corpus.words).lower() for _ in range(rng.randint(1, 4)))}"
+                             for _ in range(rng.randint(1, 6)))
+        elif lang == "json":
+            body = structured(rng, corpus.words, 120).split("\n\n")[0]
+        else:
+            body = corpus.sample("code", rng, rng.randint(80, 900))
+            body = "\n".join(body.split("\n")[: rng.randint(3, 20)])
+        tick = rng.choice(["```", "```", "```", "~~~"])
+        block = f"{intro}\n{tick}{lang}\n{body}\n{tick}"
+        parts.append(block)
+        total += len(block) + 1
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# conversation pages: what Memory pages out (render_turns, dense layout)
+
+_ROLES = (("user", 0.4), ("assistant", 0.4), ("system", 0.04), ("tool", 0.06), ("Caroline", 0.03), ("Melanie", 0.03),
+          ("agent_2", 0.04))
+_TURN_KINDS = (("dialogue", 0.25), ("prose", 0.12), ("fenced_code", 0.12), ("structured", 0.06), ("random_words", 0.05),
+               ("symbols", 0.04), ("emoji", 0.06), ("lookalikes", 0.03), ("list", 0.05), ("script", 0.22))
+
+
+def _list_text(corpus: Corpus, rng: random.Random) -> str:
+    mark = rng.choice(["- ", "* ", "1. ", "• "])
+    items = []
+    for i in range(rng.randint(2, 6)):
+        m = f"{i + 1}. " if mark == "1. " else mark
+        items.append(m + corpus.sample(rng.choice(["prose", "dialogue"]), rng, rng.randint(10, 90)).split("\n")[0])
+    return rng.choice(["Here are the steps:\n", "", "Options:\n"]) + "\n".join(items)
+
+
+def conversation_turns(corpus: Corpus, rng: random.Random, n_chars: int) -> list[pg.Turn]:
+    """Turns as an agent's memory holds them: mostly short chat, some long answers with code or lists, text in
+    every script, roles user/assistant/system/tool and speaker names, with or without timestamps."""
+    turns, total = [], 0
+    t = rng.uniform(1.0e9, 1.9e9) if rng.random() < 0.8 else None
+    have = [k for k in SCRIPT_KINDS if k in corpus.texts]
+    while total < n_chars:
+        role = rng.choices([r for r, _ in _ROLES], [w for _, w in _ROLES])[0]
+        kind = rng.choices([k for k, _ in _TURN_KINDS], [w for _, w in _TURN_KINDS])[0]
+        size = int(rng.choice([rng.randint(5, 120), rng.randint(40, 400), rng.randint(200, 1500)]))
+        if kind == "list":
+            text = _list_text(corpus, rng)
+        elif kind == "script":
+            script = rng.choice(SCRIPT_KINDS)
+            src = script if (script in have and rng.random() < 0.7) else None
+            text = corpus.sample(src, rng, size) if src else script_text(rng, script, size)
+            text = text.strip("\n")
+        else:
+            text = corpus.sample(kind, rng, size).strip("\n")
+        turns.append(pg.Turn(role, text, timestamp=t))
+        if t is not None:
+            t += rng.expovariate(1 / 300)
+        total += len(text) + 30
+    return turns
+
+
+def conversation_page(corpus: Corpus, rng: random.Random) -> pg.Page:
+    """The first page of a conversation rendered as Memory renders it."""
+    turns = conversation_turns(corpus, rng, 4500)
+    return pg.render_turns(turns, first_turn_number=rng.choice([1, rng.randint(1, 99), rng.randint(100, 99999)]),
+                           max_pages=1)[0]
 
 
 def random_chars(rng: random.Random, n_chars: int) -> str:
     lines, total = [], 0
     while total < n_chars:
-        width = rng.choice([render.COLS, render.COLS, rng.randint(1, render.COLS)])
+        width = rng.choice([pg.COLS, pg.COLS, rng.randint(1, pg.COLS)])
         line = "".join(rng.choice(_PRINTABLE) if rng.random() > 0.15 else " " for _ in range(width))
         lines.append(line.rstrip())
         total += width + 1
@@ -236,7 +457,7 @@ def symbols(rng: random.Random, words: list[str], n_chars: int) -> str:
             total += sum(len(line) + 1 for line in block)
             continue
         out = []
-        while sum(len(t) + 1 for t in out) < rng.randint(20, render.COLS - 8):
+        while sum(len(t) + 1 for t in out) < rng.randint(20, pg.COLS - 8):
             u, w = rng.random(), rng.choice(words)
             if u < 0.45:
                 out.append(w)
@@ -253,7 +474,7 @@ def symbols(rng: random.Random, words: list[str], n_chars: int) -> str:
             else:
                 out.append(rng.choice(["±", "≈", "≤", "≥", "€", "£", "¥", "–"]) + str(rng.randint(0, 9999))
                            + rng.choice(["", "°C", "°", "%", "µs", "²", "³", "½"]))
-        line = " ".join(out)[: render.COLS]
+        line = " ".join(out)[: pg.COLS]
         lines.append(line)
         total += len(line) + 1
     return "\n".join(lines)
@@ -345,10 +566,13 @@ def make_page(corpus: Corpus, stage: Stage, rng: random.Random, kind: str | None
         kinds, weights = zip(*stage.mix)
         kind = rng.choices(kinds, weights)[0]
     n_rows = rng.randint(stage.min_rows, stage.max_rows)
-    text = corpus.sample(kind, rng, n_chars=min(3200, n_rows * render.COLS + 200))
-    page = render.render_plain_page(text)
-    if n_rows < render.ROWS:
-        shift = 5 * rng.randint(0, (render.ROWS - n_rows) // 5) if stage.anywhere else 0
+    if kind == "chat":
+        page = conversation_page(corpus, rng)
+    else:
+        text = corpus.sample(kind, rng, n_chars=min(3200, n_rows * pg.COLS + 200))
+        page = pg.render_plain_page(text)
+    if n_rows < pg.ROWS:
+        shift = 5 * rng.randint(0, (pg.ROWS - n_rows) // 5) if stage.anywhere else 0
         page = crop_rows(page, n_rows, shift)
     return page, n_rows, kind
 
@@ -356,16 +580,16 @@ def make_page(corpus: Corpus, stage: Stage, rng: random.Random, kind: str | None
 SHIFT_UNIT = 5  # rows; 5 * CELL_H = 128 px = 2 visual tokens at 1024 px, so the slot geometry is unchanged
 
 
-def crop_rows(page: render.Page, n_rows: int, shift: int = 0) -> CroppedPage:
+def crop_rows(page: pg.Page, n_rows: int, shift: int = 0) -> CroppedPage:
     """Keep the first `n_rows` rows of a plain page, blank the rest, and move them down `shift` rows."""
     from PIL import Image
 
-    if shift % SHIFT_UNIT or shift < 0 or shift + n_rows > render.ROWS:
+    if shift % SHIFT_UNIT or shift < 0 or shift + n_rows > pg.ROWS:
         raise ValueError(f"shift must be a multiple of {SHIFT_UNIT} rows keeping {n_rows} rows on the page, got {shift}")
-    top = round(render.MARGIN_Y + n_rows * render.CELL_H)
-    dy = round(shift * render.CELL_H)
+    top = round(pg.MARGIN_Y + n_rows * pg.CELL_H)
+    dy = round(shift * pg.CELL_H)
     image = Image.new("L", page.image.size, 255)
-    image.paste(page.image.crop((0, 0, render.PAGE_SIZE, top)), (0, dy))
+    image.paste(page.image.crop((0, 0, pg.PAGE_SIZE, top)), (0, dy))
     return CroppedPage(page, image, n_rows, shift)
 
 
@@ -374,7 +598,7 @@ class CroppedPage:
 
     Its text is the kept rows alone (the blank rows above them are not part of the reading target)."""
 
-    def __init__(self, page: render.Page, image, n_rows: int, shift: int = 0):
+    def __init__(self, page: pg.Page, image, n_rows: int, shift: int = 0):
         self.image = image
         self.lines = tuple(page.lines[:n_rows])
         codes = np.zeros_like(page.cell_codes())
@@ -400,10 +624,10 @@ def page_pixels(page, tier: str, rng: random.Random | None = None, stored: float
     read back), as consolidation does. Fading step by step blurs more than one resampling (gist pages read
     ~4 points worse through the views; benchmarks/storage.py), so training sees both forms."""
     if rng is None or stored <= 0 or rng.random() >= stored or tier == "large":
-        return np.asarray(render.page_at_tier(page.image, tier), dtype=np.uint8)
-    from optimem.memory import as_stored
+        return np.asarray(pg.page_at_tier(page.image, tier), dtype=np.uint8)
+    from ocr_model.page.codec import as_stored
 
-    order = list(render.TIERS)  # sharpest first: the order consolidation fades a page through
+    order = list(pg.TIERS)  # sharpest first: the order consolidation fades a page through
     im = as_stored(page.image, "base")
     for t in order[order.index("base") + 1: order.index(tier) + 1]:
         if t == tier or rng.random() < 0.5:  # intermediate tiers: consolidation may or may not stop there
@@ -447,7 +671,7 @@ def _cli() -> None:
         os.makedirs(args.out, exist_ok=True)
         for kind in KINDS:
             for n in range(args.n):
-                page, _, _ = make_page(corpus, Stage("full", render.ROWS, render.ROWS), rng, kind)
+                page, _, _ = make_page(corpus, Stage("full", pg.ROWS, pg.ROWS), rng, kind)
                 page.image.save(os.path.join(args.out, f"{kind}_{n}.png"))
         print(f"wrote {len(KINDS) * args.n} pages to {args.out}")
 

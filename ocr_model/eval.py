@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from optimem import render
+from ocr_model import page as pg
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -76,7 +76,7 @@ def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
     """Visual tokens one page at a tier is read from (the paper's count: the grid, without newlines and
     separator): the tier's own, or, for a grid reading through several views, the sum over the views."""
     views = reader.grid_views(tier) if reader is not None and method == "grid" else {tier: 1.0}
-    return sum((render.TIERS[t] // 64) ** 2 for t in views)
+    return sum(pg.TIERS[t].tokens for t in views)
 
 
 def read_pages(reader, images: list, tier: str, levels: int = 256) -> list:
@@ -96,9 +96,9 @@ def needle_page(corpus, rng: random.Random):
     fact = f"The access code for locker {rng.randint(1, 99)} is {value}."
     lines = corpus.sample("prose", rng, n_chars=2600).split("\n")
     at = rng.randint(0, min(len(lines), 30))
-    page = render.render_plain_page("\n".join(lines[:at] + [fact] + lines[at:]))
+    page = pg.render_plain_page("\n".join(lines[:at] + [fact] + lines[at:]))
     if value not in page.text:  # the lines above it filled the page: put the fact first
-        page = render.render_plain_page("\n".join([fact] + lines))
+        page = pg.render_plain_page("\n".join([fact] + lines))
     return page, value
 
 
@@ -109,7 +109,7 @@ def run_texts(args) -> None:
     with open(args.out, "w") as out:
         for k in range(0, len(items), args.batch_size):
             chunk = items[k:k + args.batch_size]
-            pages = [render.render_plain_page(str(it["text"])) for it in chunk]
+            pages = [pg.render_plain_page(str(it["text"])) for it in chunk]
             t0 = time.time()
             res = read_pages(reader, [p.image for p in pages], args.tier, args.page_levels)
             dt = (time.time() - t0) / len(chunk)
@@ -125,7 +125,7 @@ def report(args) -> dict:
     reader = load_reader(args.model, args.device, args.max_new_tokens, args.batch_size, args.reader, args.views)
     corpus = data.Corpus(args.corpus, "heldout")
     rng = random.Random(args.seed)
-    full = data.Stage("full", max_rows=render.ROWS, min_rows=render.ROWS)
+    full = data.Stage("full", max_rows=pg.ROWS, min_rows=pg.ROWS)
     # (kind, page, needle ID or None)
     pages = [(kind, data.make_page(corpus, full, rng, kind)[0], None)
              for kind in data.KINDS + data.EXTRA_KINDS for _ in range(args.pages)]
@@ -182,16 +182,16 @@ def parse_views(spec: str) -> dict:
         out = {t.strip(): float(w) for t, w in (part.split("=") for part in spec.split(","))}
     except ValueError:
         raise argparse.ArgumentTypeError(f"views: 'own', 'default' or TIER=WEIGHT,... (e.g. small=1,tiny=0.5); got {spec!r}") from None
-    unknown = sorted(set(out) - set(render.TIERS))
+    unknown = sorted(set(out) - set(pg.TIERS))
     if unknown:
-        raise argparse.ArgumentTypeError(f"views: unknown tiers {unknown}; choose from {', '.join(render.TIERS)}")
+        raise argparse.ArgumentTypeError(f"views: unknown tiers {unknown}; choose from {', '.join(pg.TIERS)}")
     return out
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ocr_model.eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--texts", help="JSONL of {id, text}; each text is one plain page")
-    ap.add_argument("--tier", default="base", choices=sorted(render.TIERS), help="resolution tier to encode at")
+    ap.add_argument("--tier", default="base", choices=sorted(pg.TIERS), help="resolution tier to encode at")
     ap.add_argument("--out", help="output JSONL (with --texts)")
     ap.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     ap.add_argument("--report", action="store_true", help="print the Fox-style table on held-out corpus pages")

@@ -1,23 +1,15 @@
-"""Glyph readout: each visual token predicts the characters of its own page region.
+"""Glyph heads: each visual token predicts the glyph classes of its own page cells.
 
-The renderer (`optimem.render`) draws every character in a known cell of a fixed 75 x 38 grid. For a token
-grid of g x g visual tokens (g = tier size / 64), each token covers a square of 1024/g page pixels, and a cell
-belongs to the token whose square holds the cell's centre. A `GlyphHead` maps every token (the projector
-output, before the decoder) to S slot vectors and each slot to one of 96 glyph classes:
-
-    0        blank cell (nothing drawn, or a space)
-    1..94    printable ASCII '!'..'~'
-    95       anything else drawn (a wide character's halves, a replacement box, any character not listed)
-    96..     EXTRA_CHARS: Latin-1 letters and signs, typographic punctuation, arrows, box drawing, common
-             math, Greek and check-mark symbols, one class each (all drawn by the shipped font in one cell)
+The classes and the token -> cell geometry are part of the page format (ocr_model.page.glyphs): every
+character a shipped font draws has a class, plus blank, OTHER (a replacement box, read as U+FFFD) and
+WIDE_RIGHT (the right half of a two-cell character). A `GlyphHead` maps every token (the projector output,
+before the decoder) to S slot vectors and each slot to one class.
 
 Training uses the heads as a dense auxiliary loss from step 0 (ocr_model/train.py). At read time they are a
 second, non-autoregressive reader: argmax per cell, rows right-stripped and joined by newlines, which is
-exactly how `render.Page.text` is defined. Cells of class 95 cannot be spelled from the class alone (they read
-as U+FFFD), so a page made mostly of them is left to the decoder (see `optimem.reader.OpticalReader`).
-
-Heads trained before EXTRA_CHARS existed have 96 classes; they load and read as they are, and training
-`--init` from them copies their 96 rows into a wider classifier (`load_glyph_heads(..., n_classes=...)`).
+exactly how `Page.text` is defined (ocr_model.reader uses them). Heads trained on a prefix of the class table
+(run s2: 96 classes, run s3: 285) load and read as they are; `load_glyph_heads(..., n_classes=...)` widens
+them for training, new classes starting silent.
 
 Heads are stored beside a checkpoint as `glyph_heads.safetensors` (keys `<grid>.slots.weight`, ...); the
 official DeepSeek-OCR checkpoint has none, and then only the decoder reads.
@@ -25,83 +17,42 @@ official DeepSeek-OCR checkpoint has none, and then only the decoder reads.
 from __future__ import annotations
 
 import os
-from functools import cache
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optimem import render
+from ocr_model import page as pg
 
-EXTRA_CHARS = (
-    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ"
-    "¡¿«»°±×÷§¶©®™€£¥¢µ·¬¦¤¨¯´¸¹²³¼½¾ªº"
-    "‘’‚“”„–—…•†‡‰′″‹›"
-    "←↑→↓↔⇐⇒⇔"
-    "─│┌┐└┘├┤┬┴┼═║╔╗╚╝╠╣╦╩╬"
-    "≤≥≠≈∞√∑∫∂∆∇∈∧∨≡"
-    "αβγδελμπσφωΔΣΩ"
-    "✓✗★☆■□▪●○◆"
-)
-ASCII_CLASSES = 96  # blank + 94 printable ASCII + OTHER: the classes of the first heads (run s2)
-OTHER = 95
-N_GLYPH_CLASSES = ASCII_CLASSES + len(EXTRA_CHARS)
-_CHARS = np.array([" "] + [chr(33 + i) for i in range(94)] + ["\ufffd"] + list(EXTRA_CHARS))
-_LOOKUP = np.full(0x2800, OTHER, dtype=np.int64)  # codepoint -> class for every codepoint below U+2800
-_LOOKUP[0], _LOOKUP[32] = 0, 0
-_LOOKUP[33:127] = np.arange(1, 95)
-for _i, _ch in enumerate(EXTRA_CHARS):
-    _LOOKUP[ord(_ch)] = ASCII_CLASSES + _i
+from ocr_model.page.glyphs import (  # noqa: F401 (the class table, re-exported for the heads' users)
+    ASCII_CLASSES, EXTRA_CHARS, OTHER, S3_CLASSES, WIDE_RIGHT, cells_text, glyph_classes, slot_table)
+from ocr_model.page.glyphs import n_classes as n_classes_
+
 FILENAME = "glyph_heads.safetensors"
-
-
-def glyph_classes(codes: np.ndarray) -> np.ndarray:
-    """Map `Page.cell_codes()` (codepoints, 0 empty, -1 right half of a wide char) to glyph classes."""
-    codes = np.asarray(codes)
-    inside = (codes >= 0) & (codes < len(_LOOKUP))
-    return np.where(inside, _LOOKUP[np.clip(codes, 0, len(_LOOKUP) - 1)], OTHER).astype(np.int64)
-
-
-@cache
-def slot_table(grid: int) -> np.ndarray:
-    """For a g x g token grid: flat cell index (r * COLS + c) for each (token row, token col, slot), -1 if none.
-
-    Shape (g, g, S) with S = max rows per token * max cols per token.
-    """
-    span = render.PAGE_SIZE / grid  # page pixels covered by one visual token
-    col_centre = [render.MARGIN_X + (c + 0.5) * render.CELL_W for c in range(render.COLS)]
-    row_centre = [render.MARGIN_Y + (r + 0.5) * render.CELL_H for r in range(render.ROWS)]
-    cols_of = [[c for c, x in enumerate(col_centre) if j * span <= x < (j + 1) * span] for j in range(grid)]
-    rows_of = [[r for r, y in enumerate(row_centre) if i * span <= y < (i + 1) * span] for i in range(grid)]
-    n_cols = max(len(cs) for cs in cols_of)
-    n_rows = max(len(rs) for rs in rows_of)
-    table = np.full((grid, grid, n_rows * n_cols), -1, dtype=np.int64)
-    for i, rs in enumerate(rows_of):
-        for j, cs in enumerate(cols_of):
-            for a, r in enumerate(rs):
-                for b, c in enumerate(cs):
-                    table[i, j, a * n_cols + b] = r * render.COLS + c
-    return table
 
 
 class GlyphHead(nn.Module):
     """Per visual token: S slot vectors -> glyph class logits. One head per token-grid size (slot sets differ)."""
 
-    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64, n_classes: int = N_GLYPH_CLASSES):
+    def __init__(self, dim: int, n_slots: int, slot_dim: int = 64, n_classes: int | None = None):
         super().__init__()
+        n_classes = n_classes or n_classes_()
         self.n_slots, self.slot_dim = n_slots, slot_dim
         self.slots = nn.Linear(dim, n_slots * slot_dim)
         self.norm = nn.LayerNorm(slot_dim)
         self.cls = nn.Linear(slot_dim, n_classes)
 
-    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+    def features(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, h, w, D) token grid -> (B, h, w, S, E) slot features, before the classifier."""
         B, h, w, _ = grid.shape
         x = self.slots(grid).view(B, h, w, self.n_slots, self.slot_dim)  # (B, h, w, S, E)
-        return self.cls(F.gelu(self.norm(x)))  # (B, h, w, S, classes)
+        return F.gelu(self.norm(x))
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.cls(self.features(grid))  # (B, h, w, S, classes)
 
 
-def make_glyph_heads(dim: int, grids, n_classes: int = N_GLYPH_CLASSES) -> nn.ModuleDict:
+def make_glyph_heads(dim: int, grids, n_classes: int | None = None) -> nn.ModuleDict:
     """One fresh head per token-grid size in `grids`, keyed by str(grid)."""
     return nn.ModuleDict({str(g): GlyphHead(dim, slot_table(g).shape[-1], n_classes=n_classes) for g in sorted(set(grids))})
 
@@ -173,12 +124,6 @@ def cell_log_probs(logits: torch.Tensor) -> torch.Tensor:
     g, n_cls = logits.shape[0], logits.shape[-1]
     table = torch.from_numpy(slot_table(g)).to(logits.device)
     owned = table >= 0
-    out = logits.new_zeros(render.ROWS * render.COLS, n_cls, dtype=torch.float32)
+    out = logits.new_zeros(pg.ROWS * pg.COLS, n_cls, dtype=torch.float32)
     out[table[owned]] = logits.float().log_softmax(-1)[owned]
-    return out.view(render.ROWS, render.COLS, n_cls)
-
-
-def cells_text(cells: np.ndarray) -> str:
-    """(ROWS, COLS) glyph classes -> the page text as `render.Page.text` defines it (class 95 -> U+FFFD)."""
-    rows = ["".join(_CHARS[row]).rstrip(" ") for row in cells]
-    return "\n".join(rows).rstrip("\n")
+    return out.view(pg.ROWS, pg.COLS, n_cls)

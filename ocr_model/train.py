@@ -37,19 +37,26 @@ from ocr_model.config import load_config
 from ocr_model.glyphs import make_glyph_heads, save_glyph_heads
 from ocr_model.tokenizer import Tokenizer
 from ocr_model.weights import build_model, load_pretrained, save_pretrained
-from optimem import render
+from ocr_model import page as pg
 
-TIER_GRID = {tier: size // 64 for tier, size in render.TIERS.items()}
+TIER_GRID = {name: t.grid for name, t in pg.TIERS.items()}
+
+MEMORY_MIX = (("chat", 0.30), ("fenced_code", 0.07), ("latin", 0.05), ("greek", 0.03), ("cyrillic", 0.04), ("zh", 0.05),
+              ("ja", 0.04), ("ko", 0.04), ("all_glyphs", 0.08), ("emoji", 0.03), ("lookalikes", 0.03), ("symbols", 0.02),
+              ("random_chars", 0.05), ("random_words", 0.04), ("structured", 0.04), ("prose", 0.04), ("dialogue", 0.02),
+              ("code", 0.03))
 
 STAGES = (
     data.Stage("rows2", max_rows=2, mix=(("random_chars", 0.5), ("random_words", 0.2), ("structured", 0.1),
                                          ("prose", 0.1), ("code", 0.1))),
     data.Stage("rows6", max_rows=6),
     data.Stage("rows16", max_rows=16),
-    data.Stage("full", max_rows=render.ROWS, min_rows=12),
-    data.Stage("full+small", max_rows=render.ROWS, min_rows=12, tiers=("base", "small")),
-    data.Stage("all-tiers", max_rows=render.ROWS, min_rows=12, tiers=("base", "small", "tiny")),
-    data.Stage("all-tiers+gist", max_rows=render.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist", "large")),
+    data.Stage("full", max_rows=pg.ROWS, min_rows=12),
+    data.Stage("full+small", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small")),
+    data.Stage("all-tiers", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny")),
+    data.Stage("all-tiers+gist", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist", "large")),
+    # run s4 on: what Memory draws (dense conversation pages, fenced code, every script, emoji, look-alikes)
+    data.Stage("memory", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist"), mix=MEMORY_MIX),
 )
 
 
@@ -146,14 +153,21 @@ def to_model_input(pixels_u8: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------
 # loss and evaluation
 
-def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight: float, shuffle_images=False):
+def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight: float, shuffle_images=False,
+                   blank_share: float = 0.25):
     pixels = to_model_input(batch["pixels"].to(device, non_blocking=True))
     glyphs = batch["glyphs"].to(device, non_blocking=True).long()
     input_ids = batch["input_ids"].to(device, non_blocking=True)
     labels = batch["labels"].to(device, non_blocking=True)
     grid = model.encode_grid(pixels)  # (B, h, w, D)
-    logits = heads[str(grid.shape[1])](grid).float()  # (B, h, w, S, classes)
-    glyph_loss = F.cross_entropy(logits.flatten(0, 3), glyphs.flatten(), ignore_index=-100)
+    head = heads[str(grid.shape[1])]
+    feats = head.features(grid)  # (B, h, w, S, E)
+    # classify only slots that own a cell, and a quarter of the blank ones: with ~17k classes the logits of
+    # every slot would be tens of GB; blank cells are the easy majority
+    keep = (glyphs > 0) | ((glyphs == 0) & (torch.rand(glyphs.shape, device=glyphs.device) < blank_share))
+    target = glyphs[keep]  # (N,)
+    logits = head.cls(feats[keep]).float()  # (N, classes)
+    glyph_loss = F.cross_entropy(logits, target)
     visual = model.layout_visual(grid)
     if shuffle_images:
         visual = visual.roll(1, dims=0)
@@ -161,8 +175,8 @@ def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight:
     loss = out.loss + glyph_weight * glyph_loss + aux_weight * (out.aux_loss if out.aux_loss is not None else 0.0)
     with torch.no_grad():
         pred = logits.argmax(-1)
-        real = glyphs > 0  # non-blank cells
-        glyph_acc = ((pred == glyphs) & real).sum() / real.sum().clamp(min=1)
+        real = target > 0  # non-blank cells
+        glyph_acc = ((pred == target) & real).sum() / real.sum().clamp(min=1)
     return loss, {"text_loss": out.loss.detach(), "glyph_loss": glyph_loss.detach(), "glyph_acc": glyph_acc.detach(),
                   "aux": (out.aux_loss.detach() if out.aux_loss is not None else torch.zeros((), device=device))}, out
 
@@ -267,6 +281,8 @@ def main(argv=None) -> None:
     ap.add_argument("--stored-share", type=float, default=0.5,
                     help="share of training pages shown as Memory stores them (16 greys, faded tier by tier; see data.page_pixels)")
     ap.add_argument("--tier-weights", default=None, help="sampling weight per tier within a stage, e.g. tiny=2.5,small=1.5 (others 1)")
+    ap.add_argument("--head-lr-scale", type=float, default=1.0,
+                    help="learning rate of the glyph heads as a multiple of --lr (new classes learn faster with more)")
     ap.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices")
     ap.add_argument("--glyph-weight", type=float, default=1.0, help="weight of the per-region glyph loss")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="multiplier on the MoE balance loss (already scaled by aux_loss_alpha)")
@@ -327,12 +343,13 @@ def main(argv=None) -> None:
     if distributed:
         dist.barrier()
     model.to(device).train()
-    heads = make_glyph_heads(model.cfg.decoder.dim, TIER_GRID.values())
-    if src and os.path.exists(os.path.join(src, glyphs.FILENAME)):
+    n_cls = glyphs.n_classes_()
+    heads = make_glyph_heads(model.cfg.decoder.dim, TIER_GRID.values(), n_classes=n_cls)
+    stored = glyphs.load_glyph_heads(src, model.cfg.decoder.dim, n_classes=n_cls) if src else None
+    if stored is not None:
+        # one loader for bf16 and int8 heads; heads of fewer classes are widened (new classes start silent);
         # a shipped model may carry heads for some grids only: the others start fresh
-        stored = {k: v.float() for k, v in load_file(os.path.join(src, glyphs.FILENAME)).items()}
-        stored = glyphs.widen_classes(stored, glyphs.N_GLYPH_CLASSES)  # heads from before EXTRA_CHARS: 96 classes
-        missing, unexpected = heads.load_state_dict(stored, strict=False)
+        missing, unexpected = heads.load_state_dict(stored.state_dict(), strict=False)
         if unexpected:
             raise SystemExit(f"{src}/{glyphs.FILENAME} has heads this trainer does not know: {unexpected[:4]}")
         if master and missing:
@@ -343,9 +360,13 @@ def main(argv=None) -> None:
             dist.broadcast(p.data, 0)
 
     params = [p for p in list(model.parameters()) + list(heads.parameters()) if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+    head_ids = {id(p) for p in heads.parameters()}
+    groups = []
+    for in_heads, scale in ((False, 1.0), (True, args.head_lr_scale)):
+        mine = [p for p in params if (id(p) in head_ids) == in_heads]
+        groups += [{"params": [p for p in mine if p.dim() >= 2], "weight_decay": args.weight_decay, "lr_scale": scale},
+                   {"params": [p for p in mine if p.dim() < 2], "weight_decay": 0.0, "lr_scale": scale}]
+    opt = torch.optim.AdamW(groups,
                             lr=args.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
     if args.resume:
         load_optimizer(args.resume, model, heads, opt)
@@ -395,7 +416,7 @@ def main(argv=None) -> None:
         step = state["step"]
         lr = lr_at(args, step, elapsed)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"]
         batch = next(batches)
         with autocast:
             loss, m, _ = compute_losses(fwd_model, heads, batch, device, args.glyph_weight, args.aux_weight)

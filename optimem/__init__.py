@@ -26,7 +26,7 @@ from .errors import (
 from .forgetting import ForgettingPolicy
 from .memory import Memory
 from .reader import OpticalReader, PageReader, Reading
-from .render import Page, Turn, page_at_tier, render_plain, render_plain_page, render_turns
+from ocr_model.page import Page, Turn, page_at_tier, render_plain, render_plain_page, render_turns
 from .types import ConsolidationReport, Recollection, Stats, TurnId
 
 __version__ = "0.1.0"

@@ -65,7 +65,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         page_at_tier(page.image, args.tier).save(out / f"page_{i:04d}.png")
         if args.text:
             (out / f"page_{i:04d}.txt").write_text(page.text + "\n", encoding="utf-8")
-    print(f"{len(turns)} turns -> {len(pages)} pages ({args.tier}, {TIERS[args.tier]} px) in {out}")
+    print(f"{len(turns)} turns -> {len(pages)} pages ({args.tier}, {TIERS[args.tier].side} px) in {out}")
     return 0
 
 

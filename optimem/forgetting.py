@@ -47,7 +47,7 @@ __all__ = [
     "combine_score",
 ]
 
-# Archive tiers from sharpest to faintest; the page image side in px is render.TIERS[name].
+# Archive tiers from sharpest to faintest; the page image side in px is ocr_model.page.TIERS[name].side.
 ARCHIVE_TIERS: tuple[str, ...] = ("large", "base", "small", "tiny", "gist")
 # Visual tokens a page costs at each tier: (side / 16 px patches / 4 from the 16x compressor) ** 2.
 TIER_TOKENS: dict[str, int] = {"large": 400, "base": 256, "small": 100, "tiny": 64, "gist": 36}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import math
+
 import os
 import tempfile
 import threading
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from optimem.archive import HNSW_THRESHOLD, Archive, PageRecord, TurnRecord
 from optimem.embed import (
@@ -62,16 +62,8 @@ from optimem.forgetting import (
     tier_rank,
 )
 from optimem.reader import PageReader, load_reader
-from optimem.render import (
-    CELL_H,
-    MARGIN_Y,
-    PAGE_SIZE,
-    Layout,
-    Turn,
-    page_at_tier,
-    render_turns,
-    split_decoded,
-)
+from ocr_model.page import Layout, Turn, page_at_tier, render_turns, split_decoded
+from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact  # noqa: F401 (as_stored re-exported)
 from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
 
 __all__ = ["Memory", "DEFAULT_WORKING_TOKENS"]
@@ -91,55 +83,6 @@ def _layout_to_json(layout: Layout) -> str:
 
 def _layout_from_json(data: str) -> Layout:
     return Layout.from_json(data)
-
-
-PAGE_LEVELS = 16  # grey levels a stored page keeps (Memory's `page_levels`)
-_PNG_BITS = {2: 1, 4: 2, 16: 4}  # levels -> bits per pixel of the palette PNG
-
-
-def _png(image: Image.Image, levels: int = PAGE_LEVELS) -> bytes:
-    """A page image as PNG bytes. levels 2, 4 or 16: grey values rounded to `levels` evenly spaced ones and
-    written as a 1/2/4-bit palette PNG (16 levels: 2.3x fewer bytes at 640/512/384 px, 1.4x at 1024, and the
-    shipped model reads them as well as 8-bit pages; docs/benchmarks.md "Speed and size"); 256: 8-bit as is."""
-    buf = io.BytesIO()
-    if levels == 256:
-        image.save(buf, format="PNG")
-        return buf.getvalue()
-    pal = Image.frombytes("P", image.size, np.ascontiguousarray(_grey_index(image, levels)).tobytes())
-    step = 255 // (levels - 1)  # 17, 85, 255: the palette greys are exact integers
-    pal.putpalette([i * step for i in range(levels) for _ in range(3)])  # index i -> grey (g, g, g)
-    pal.save(buf, format="PNG", bits=_PNG_BITS[levels])
-    return buf.getvalue()
-
-
-def _grey_index(image: Image.Image, levels: int) -> np.ndarray:
-    """[H,W] uint8 index 0..levels-1 of the nearest of `levels` evenly spaced greys."""
-    return np.rint(np.asarray(image.convert("L"), dtype=np.float32) * ((levels - 1) / 255.0)).astype(np.uint8)
-
-
-def as_stored(image: Image.Image, tier: str, levels: int = PAGE_LEVELS) -> Image.Image:
-    """`image` resampled to `tier` with the grey levels Memory would store: the same pixels as writing the PNG
-    and reading it back, without the PNG (call it again with a lower tier for a page that faded through
-    consolidation)."""
-    image = page_at_tier(image, tier)
-    if levels == 256:
-        return image
-    return Image.fromarray(_grey_index(image, levels) * np.uint8(255 // (levels - 1)), mode="L")
-
-
-def _redact(image: Image.Image, layout: Layout, turn_ids: set[int]) -> Image.Image:
-    """Paint the rows (header included) of these turns white, at the image's own scale."""
-    img = image.copy()
-    scale = img.size[0] / PAGE_SIZE
-    draw = ImageDraw.Draw(img)
-    for s in layout.segments:
-        if s.turn_id not in turn_ids:
-            continue
-        top = s.header_row if s.header_row is not None else s.first_row
-        y0 = math.floor((MARGIN_Y + top * CELL_H) * scale)
-        y1 = math.ceil((MARGIN_Y + (s.last_row + 1) * CELL_H) * scale)
-        draw.rectangle([0, y0, img.size[0] - 1, min(y1, img.size[1]) - 1], fill=255)
-    return img
 
 
 def _as_turn(item: Any) -> Turn:
@@ -248,7 +191,7 @@ class Memory:
     ) -> None:
         if not isinstance(working_tokens, int) or working_tokens < 1:
             raise InvalidInputError(f"working_tokens must be a positive int, got {working_tokens!r}")
-        if page_levels not in (2, 4, 16, 256) or isinstance(page_levels, bool):
+        if page_levels not in LEVELS or isinstance(page_levels, bool):
             raise InvalidInputError(
                 f"page_levels must be 2, 4, 16 or 256 (grey levels kept in stored page images), got {page_levels!r}"
             )
@@ -397,7 +340,7 @@ class Memory:
         payload = []
         for page in pages:
             ids = list(dict.fromkeys(s.turn_id for s in page.layout.segments))
-            payload.append((_png(page_at_tier(page.image, tier), self.page_levels), _layout_to_json(page.layout), ids))
+            payload.append((png_bytes(page_at_tier(page.image, tier), self.page_levels), _layout_to_json(page.layout), ids))
         del pages, turns, out  # the text leaves RAM with them (as far as Python lets us)
         self._archive.page_out(payload, tier=tier)
         if self.auto_consolidate:
@@ -651,8 +594,8 @@ class Memory:
             hit = ids & set(page.turn_ids)
             if hit and set(page.turn_ids) - ids:  # pages left with no live turn are deleted instead
                 image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
-                redacted = _redact(image, _layout_from_json(page.layout), hit)
-                self._archive.replace_page(page.id, _png(redacted, self.page_levels), tier=page.tier, kind="redact", turns=sorted(hit))
+                redacted = redact(image, _layout_from_json(page.layout), hit)
+                self._archive.replace_page(page.id, png_bytes(redacted, self.page_levels), tier=page.tier, kind="redact", turns=sorted(hit))
         self._archive.forget_turns(sorted(ids), reason=reason)
 
     def consolidate(self, now: float | None = None) -> ConsolidationReport:
@@ -678,7 +621,7 @@ class Memory:
                 if tier_rank(target) <= tier_rank(page.tier):
                     continue  # pages only fade here; only reconsolidation sharpens them
                 image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
-                self._archive.replace_page(page.id, _png(page_at_tier(image, target), self.page_levels), tier=target)
+                self._archive.replace_page(page.id, png_bytes(page_at_tier(image, target), self.page_levels), tier=target)
                 key = f"{page.tier}->{target}"
                 moved[key] = moved.get(key, 0) + 1
             self._archive.flush()
@@ -712,7 +655,7 @@ class Memory:
                     continue  # the reading grew past one page; keep the faded page rather than split it
                 self._archive.replace_page(
                     page.id,
-                    _png(page_at_tier(redrawn[0].image, top), self.page_levels),
+                    png_bytes(page_at_tier(redrawn[0].image, top), self.page_levels),
                     tier=top,
                     kind="reconsolidate",
                     layout=_layout_to_json(redrawn[0].layout),

@@ -131,7 +131,7 @@ class OpticalReader:
         self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device).eval()
         if not 0.0 <= max_unknown <= 1.0:
             raise ValueError(f"max_unknown is a fraction of a page's drawn cells, in [0, 1]; got {max_unknown}")
-        from optimem.render import TIERS
+        from ocr_model.page import TIERS
 
         views = dict(DEFAULT_VIEWS if views is None else views)
         bad = {t: w for t, w in views.items() if t not in TIERS or not w >= 0}
@@ -182,13 +182,13 @@ class OpticalReader:
     def grid_views(self, tier: str) -> dict[str, float]:
         """{tier: weight} of the views the glyph heads read a page stored at `tier` from (own tier weight 1);
         empty when no view has a head (then only the decoder can read it)."""
-        from optimem.render import TIERS
+        from ocr_model.page import TIERS
 
         if self.glyph_heads is None:
             return {}
         out = {t: w for t, w in self.views.items() if w > 0 and t != tier}
         out[tier] = 1.0
-        return {t: w for t, w in out.items() if str(TIERS[t] // 64) in self.glyph_heads}
+        return {t: w for t, w in out.items() if str(TIERS[t].grid) in self.glyph_heads}
 
     def _read_grid(
         self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any]
@@ -196,7 +196,7 @@ class OpticalReader:
         """Glyph-head readings of pages stored at `tier`, from `views` (see the module doc), each with the share
         of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]})."""
         from ocr_model.glyphs import OTHER, cell_log_probs, cells_text
-        from optimem.render import page_at_tier
+        from ocr_model.page import page_at_tier
 
         logp: list[Any] = [None] * len(images)
         total = sum(views.values())

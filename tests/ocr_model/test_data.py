@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ocr_model import data, glyphs
-from optimem import render
+from ocr_model import page as pg
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +32,26 @@ def corpus_dir(tmp_path_factory) -> str:
     return str(d)
 
 
-@pytest.mark.parametrize("tier", sorted(render.TIERS))
+@pytest.mark.parametrize("tier", sorted(pg.TIERS))
 def test_slot_table_assigns_every_cell_to_exactly_one_token(tier):
-    grid = render.TIERS[tier] // 64
+    grid = pg.TIERS[tier].grid
     table = data.slot_table(grid)
     cells = table[table >= 0]
     assert table.shape[:2] == (grid, grid)
-    assert len(cells) == render.ROWS * render.COLS
-    assert len(set(cells.tolist())) == render.ROWS * render.COLS
+    assert len(cells) == pg.ROWS * pg.COLS
+    assert len(set(cells.tolist())) == pg.ROWS * pg.COLS
 
 
 def test_slot_table_cells_lie_inside_their_token_region():
     grid = 16
-    span = render.PAGE_SIZE / grid
+    span = pg.PAGE_SIZE / grid
     table = data.slot_table(grid)
     for i in range(grid):
         for j in range(grid):
             for cell in table[i, j][table[i, j] >= 0]:
-                r, c = divmod(int(cell), render.COLS)
-                x = render.MARGIN_X + (c + 0.5) * render.CELL_W
-                y = render.MARGIN_Y + (r + 0.5) * render.CELL_H
+                r, c = divmod(int(cell), pg.COLS)
+                x = pg.MARGIN_X + (c + 0.5) * pg.CELL_W
+                y = pg.MARGIN_Y + (r + 0.5) * pg.CELL_H
                 assert j * span <= x < (j + 1) * span and i * span <= y < (i + 1) * span
 
 
@@ -61,7 +61,7 @@ def test_glyph_classes_mapping():
 
 
 def test_glyph_targets_match_the_rendered_text():
-    page = render.render_plain_page("Hi!\n  x")
+    page = pg.render_plain_page("Hi!\n  x")
     t = data.glyph_targets(page, 16)
     # token (0, 0) owns columns 0-1 of row 0 ("Hi"); its slots are row-major over its cells
     owned = data.slot_table(16)[0, 0]
@@ -83,18 +83,18 @@ def test_sample_kinds_render_to_pages(corpus_dir, kind):
     if len(used):  # the kept rows sit in one block, moved down by a multiple of 5 rows
         first = int(used[0])
         assert used[-1] < first + n_rows and (first % data.SHIFT_UNIT == 0 or page.lines[0] == "")
-        top = round(render.MARGIN_Y + (first + n_rows) * render.CELL_H)
+        top = round(pg.MARGIN_Y + (first + n_rows) * pg.CELL_H)
         assert (pixels[top:] == 255).all(), "rows below the kept block must be blank"
 
 
 def test_crop_rows_shift_moves_pixels_and_codes_together():
-    page = render.render_plain_page("abc\ndef\nghi")
+    page = pg.render_plain_page("abc\ndef\nghi")
     moved = data.crop_rows(page, 2, shift=10)
     assert moved.text == "abc\ndef"
     assert (moved.cell_codes()[10, :3] == [ord("a"), ord("b"), ord("c")]).all()
     assert not moved.cell_codes()[:10].any() and not moved.cell_codes()[12:].any()
-    dy = round(10 * render.CELL_H)
-    top = round(render.MARGIN_Y + 2 * render.CELL_H)
+    dy = round(10 * pg.CELL_H)
+    top = round(pg.MARGIN_Y + 2 * pg.CELL_H)
     assert (np.asarray(moved.image)[dy:dy + top] == np.asarray(page.image)[:top]).all()
     with pytest.raises(ValueError, match="multiple of 5"):
         data.crop_rows(page, 2, shift=3)
@@ -103,7 +103,7 @@ def test_crop_rows_shift_moves_pixels_and_codes_together():
 def test_random_text_is_seeded():
     a = data.random_chars(random.Random(5), 500)
     b = data.random_chars(random.Random(5), 500)
-    assert a == b and all(len(line) <= render.COLS for line in a.split("\n"))
+    assert a == b and all(len(line) <= pg.COLS for line in a.split("\n"))
     words = ["one", "two"]
     assert data.structured(random.Random(1), words, 300) == data.structured(random.Random(1), words, 300)
 
@@ -112,8 +112,8 @@ def test_symbols_pages_carry_listed_characters_the_font_draws(corpus_dir):
     corpus = data.Corpus(corpus_dir, "train")
     text = corpus.sample("symbols", random.Random(4), 2000)
     assert text == corpus.sample("symbols", random.Random(4), 2000)
-    assert all(len(line) <= render.COLS for line in text.split("\n"))
-    page = render.render_plain_page(text)
+    assert all(len(line) <= pg.COLS for line in text.split("\n"))
+    page = pg.render_plain_page(text)
     cls = data.glyph_classes(page.cell_codes())
     assert not page.layout.undrawable and (cls == glyphs.OTHER).sum() == 0
     assert (cls >= glyphs.ASCII_CLASSES).sum() > 0.1 * (cls != 0).sum()  # well over a tenth of drawn cells
@@ -130,8 +130,8 @@ def test_missing_corpus_says_how_to_build_it(tmp_path):
 
 
 def test_page_pixels_per_tier():
-    page = render.render_plain_page("abc")
-    for tier, size in render.TIERS.items():
+    page = pg.render_plain_page("abc")
+    for tier, size in ((n, t.side) for n, t in pg.TIERS.items()):
         px = data.page_pixels(page, tier)
         assert px.shape == (size, size) and px.dtype == np.uint8
 
@@ -141,7 +141,7 @@ def test_page_pixels_as_memory_stores_them():
 
     from optimem.memory import as_stored
 
-    page = render.render_plain_page("The access code for locker 7 is QX-4471-MB.\n" * 12)
+    page = pg.render_plain_page("The access code for locker 7 is QX-4471-MB.\n" * 12)
     rng = random.Random(0)
     direct = data.page_pixels(page, "gist")
     assert len(np.unique(direct)) > 16 and np.array_equal(data.page_pixels(page, "gist", rng, 0.0), direct)

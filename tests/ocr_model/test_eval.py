@@ -71,14 +71,14 @@ def test_views_argument():
 def test_read_pages_can_read_pages_as_memory_stores_them():
     import numpy as np
 
-    from optimem import render
+    from ocr_model import page as pg
 
     class Spy:
         def read(self, images, tier):
             self.images = images
             return images
 
-    page = render.render_plain_page("The access code for locker 7 is QX-4471-MB.\n" * 10)
+    page = pg.render_plain_page("The access code for locker 7 is QX-4471-MB.\n" * 10)
     spy = Spy()
     ev.read_pages(spy, [page.image], "small")
     assert spy.images[0].size == (640, 640) and len(np.unique(np.asarray(spy.images[0]))) > 16  # as rendered

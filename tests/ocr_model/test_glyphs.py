@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from ocr_model import glyphs
-from optimem import render
+from ocr_model import page as pg
 
 
-def _classes_to_probs(page: render.Page, grid: int) -> torch.Tensor:
+def _classes_to_probs(page: pg.Page, grid: int) -> torch.Tensor:
     """One-hot (g, g, S, classes) probabilities of a page's true glyph classes (what a perfect head gives)."""
     cls = glyphs.glyph_classes(page.cell_codes()).reshape(-1)
     table = glyphs.slot_table(grid)
@@ -18,7 +18,7 @@ def _classes_to_probs(page: render.Page, grid: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.from_numpy(target), glyphs.N_GLYPH_CLASSES).float()
 
 
-def _perfect_cells(page: render.Page, grid: int) -> tuple[np.ndarray, np.ndarray]:
+def _perfect_cells(page: pg.Page, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """(class, probability) per page cell, each (ROWS, COLS), as a perfect head at `grid` reads the page."""
     p, cls = glyphs.cell_log_probs(_classes_to_probs(page, grid) * 1e4).exp().max(-1)
     return cls.numpy(), p.numpy()
@@ -27,22 +27,22 @@ def _perfect_cells(page: render.Page, grid: int) -> tuple[np.ndarray, np.ndarray
 @pytest.mark.parametrize("grid", [20, 16, 10, 8, 6])
 def test_perfect_cells_spell_the_page_text_exactly(grid):
     text = "def f(x):\n    return {'a': [1, 2]}  # tail   \n\n\tTabbed and trailing  \n" + "word " * 60 + "\nEND"
-    page = render.render_plain_page(text)
+    page = pg.render_plain_page(text)
     cells, conf = _perfect_cells(page, grid)
-    assert cells.shape == (render.ROWS, render.COLS) and (conf == 1.0).all()
+    assert cells.shape == (pg.ROWS, pg.COLS) and (conf == 1.0).all()
     assert glyphs.cells_text(cells) == page.text
 
 
 def test_listed_non_ascii_characters_have_classes_and_others_read_as_replacement_characters():
     text = "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ\nжук ŵ"
-    page = render.render_plain_page(text)
+    page = pg.render_plain_page(text)
     cells, _ = _perfect_cells(page, 16)
     assert (cells == glyphs.OTHER).sum() == 4  # ж у к ŵ are not listed
     assert glyphs.cells_text(cells) == "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ\n\ufffd\ufffd\ufffd \ufffd"
 
 
 def test_every_extra_character_is_one_cell_of_the_shipped_font():
-    page = render.render_plain_page(glyphs.EXTRA_CHARS)
+    page = pg.render_plain_page(glyphs.EXTRA_CHARS)
     assert not page.layout.undrawable  # the font draws each of them (no replacement boxes)
     cls = glyphs.glyph_classes(page.cell_codes())
     drawn = cls[cls != 0]
@@ -103,9 +103,9 @@ def test_heads_with_the_first_96_classes_load_as_stored_or_widened(tmp_path):
 
 @pytest.mark.parametrize("grid", [16, 10, 8])
 def test_cell_log_probs_put_every_slot_on_its_cell(grid):
-    page = render.render_plain_page("x = [1, 2, 3]  # cells\n\n    indented")
+    page = pg.render_plain_page("x = [1, 2, 3]  # cells\n\n    indented")
     probs = _classes_to_probs(page, grid)
     lp = glyphs.cell_log_probs(torch.log(probs.clamp_min(1e-9)))
-    assert lp.shape == (render.ROWS, render.COLS, glyphs.N_GLYPH_CLASSES)
+    assert lp.shape == (pg.ROWS, pg.COLS, glyphs.N_GLYPH_CLASSES)
     assert glyphs.cells_text(lp.argmax(-1).numpy()) == page.text
-    assert torch.allclose(lp.exp().sum(-1), torch.ones(render.ROWS, render.COLS))
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(pg.ROWS, pg.COLS))

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import optimem.memory as memory_module
-from optimem import render
+from ocr_model import page as pg
 from optimem.embed import HashingEmbedder
 from optimem.reader import Reading
 
@@ -42,11 +42,11 @@ class OracleReader:
     name = "oracle"
 
     def __init__(self) -> None:
-        self.pages: list[render.Page] = []
+        self.pages: list[pg.Page] = []
         self.exact: dict[str, int] = {}
         self.reads = 0  # pages read, to test the RAM cache
 
-    def observe(self, pages: Sequence[render.Page]) -> None:
+    def observe(self, pages: Sequence[pg.Page]) -> None:
         for page in pages:
             i = len(self.pages)
             self.pages.append(page)
@@ -55,11 +55,11 @@ class OracleReader:
                 for path in itertools.combinations(lower, n):
                     img = page.image
                     for tier in path:
-                        img = render.page_at_tier(img, tier)
+                        img = pg.page_at_tier(img, tier)
                     self.exact[_key(img)] = i
             self.exact[_key(page.image)] = i
 
-    def _find(self, image: Image.Image) -> render.Page:
+    def _find(self, image: Image.Image) -> pg.Page:
         i = self.exact.get(_key(image))
         if i is None:
             t = _thumb(image)
@@ -70,7 +70,7 @@ class OracleReader:
         self.reads += len(images)
         out = []
         for image in images:
-            assert image.size == (render.TIERS[tier],) * 2, "Memory must pass images at their tier's size"
+            assert image.size == (pg.TIERS[tier].side,) * 2, "Memory must pass images at their tier's size"
             text = self._find(image).text
             out.append(Reading(text, TIER_CONFIDENCE[tier], True, len(text) // 4))
         return out

@@ -18,7 +18,7 @@ from optimem.errors import (
     ReadOnlyError,
     StoreClosedError,
 )
-from optimem.render import CELL_H, MARGIN_Y, TIERS
+from ocr_model.page import CELL_H, MARGIN_Y, TIERS
 
 
 def _page_image(m: Memory, turn_id: int) -> Image.Image:
@@ -196,7 +196,7 @@ def test_pages_fade_through_the_tiers(make_memory, oracle, conversation):
         m.consolidate(now=newest + age)
         page = m._archive.pages_of(tid)[0]
         seen.append(page.tier)
-        assert _page_image(m, tid).size == (TIERS[page.tier],) * 2
+        assert _page_image(m, tid).size == (TIERS[page.tier].side,) * 2
     assert seen == ["base", "small", "tiny", "gist"]
     hit = m.get(tid)
     assert hit.tier == "gist" and hit.confidence == pytest.approx(0.5)
@@ -441,7 +441,7 @@ def test_threads_can_share_a_memory(make_memory, conversation):
 @pytest.mark.parametrize("levels", [16, 256])
 def test_stored_pages_keep_page_levels_grey_levels(make_memory, conversation, levels):
     from optimem.memory import _png
-    from optimem.render import page_at_tier, render_plain_page
+    from ocr_model.page import page_at_tier, render_plain_page
 
     m = make_memory(working_tokens=300, page_levels=levels)
     tid = m.add_many(conversation(12))[0]

@@ -10,7 +10,8 @@ import torch
 
 from ocr_model import glyphs
 from ocr_model.weights import load_pretrained
-from optimem import Memory, OpticalReader, PageReader, render
+from ocr_model import page as pg
+from optimem import Memory, OpticalReader, PageReader
 from optimem.cli import main
 from optimem.embed import HashingEmbedder
 from optimem.errors import ModelError, ModelNotFoundError
@@ -24,11 +25,11 @@ def tiny_reader(tiny_model_dir) -> OpticalReader:
 
 def test_reader_encodes_each_tier_and_reads_with_a_confidence(tiny_reader):
     assert isinstance(tiny_reader, PageReader)
-    page = render.render_turns([render.Turn("user", "hello world " * 30)])[0]
+    page = pg.render_turns([pg.Turn("user", "hello world " * 30)])[0]
     for tier, side in (("small", 10), ("gist", 6)):
-        v = tiny_reader.encode([render.page_at_tier(page.image, tier)], tier)
+        v = tiny_reader.encode([pg.page_at_tier(page.image, tier)], tier)
         assert tuple(v.shape) == (1, side * (side + 1) + 1, tiny_reader.model.cfg.decoder.dim)
-    readings = tiny_reader.read([render.page_at_tier(page.image, "tiny")] * 2, "tiny")
+    readings = tiny_reader.read([pg.page_at_tier(page.image, "tiny")] * 2, "tiny")
     assert len(readings) == 2
     for r in readings:
         assert isinstance(r.text, str) and 0.0 <= r.confidence <= 1.0
@@ -123,20 +124,20 @@ def test_grid_mode_spells_the_page_and_auto_leaves_foreign_pages_to_the_decoder(
     model, tok = load_pretrained(tiny_model_dir)
     heads = _OracleHeads()
     reader = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=6)
-    page = render.render_plain_page("[user #3]\nThe locker code is QX-4821-MB.\n    indented  line")
+    page = pg.render_plain_page("[user #3]\nThe locker code is QX-4821-MB.\n    indented  line")
     heads.page = page
     (r,) = reader.read([page.image], "base")
     assert r.method == "grid" and r.text == page.text and r.complete and r.confidence > 0.99
     assert r.n_tokens == len(tok.encode(page.text))
     # a page mostly outside printable ASCII: auto hands it to the decoder, grid spells what it can
-    heads.page = foreign = render.render_plain_page("ЖУКЫЭ " * 20)  # Cyrillic: no glyph classes of its own
+    heads.page = foreign = pg.render_plain_page("ЖУКЫЭ " * 20)  # Cyrillic: no glyph classes of its own
     (r,) = reader.read([foreign.image], "base")
     assert r.method == "decoder" and r.n_tokens <= 6
     (r,) = OpticalReader(model, tok, glyph_heads=heads, mode="grid").read([foreign.image], "base")
     assert r.method == "grid" and set(r.text) <= {"\ufffd", " ", "\n"}
     # a tier without a head of its own: read through the other tiers' views (the default), or, with views
     # off, auto decodes and grid refuses with a clear error
-    heads.page, tiny = page, render.page_at_tier(page.image, "tiny")
+    heads.page, tiny = page, pg.page_at_tier(page.image, "tiny")
     (r,) = reader.read([tiny], "tiny")
     assert r.method == "grid" and r.text == page.text
     (r,) = OpticalReader(model, tok, glyph_heads=heads, views={}, max_new_tokens=6).read([tiny], "tiny")
@@ -166,9 +167,9 @@ def test_from_pretrained_loads_glyph_heads_beside_the_checkpoint(tiny_model_dir,
     glyphs.save_glyph_heads(glyphs.make_glyph_heads(model.cfg.decoder.dim, [16]), d)
     reader = OpticalReader.from_pretrained(d, mode="grid")
     assert reader.grids() == [16]
-    page = render.render_plain_page("hello")
+    page = pg.render_plain_page("hello")
     (r,) = reader.read([page.image], "base")
-    assert r.method == "grid" and len(r.text) <= render.ROWS * (render.COLS + 1)  # random heads read noise
+    assert r.method == "grid" and len(r.text) <= pg.ROWS * (pg.COLS + 1)  # random heads read noise
     assert OpticalReader.from_pretrained(tiny_model_dir).grids() == []
 
 
@@ -190,7 +191,7 @@ class _TwoViewOracle(_OracleHeads):
 def test_views_of_the_same_image_at_other_tiers_correct_the_own_view(tiny_model_dir):
     model, tok = load_pretrained(tiny_model_dir)
     heads = _TwoViewOracle(grids=(16, 10))
-    heads.page = page = render.render_plain_page("The locker code is QX-4821-MB.")
+    heads.page = page = pg.render_plain_page("The locker code is QX-4821-MB.")
     one_view = OpticalReader(model, tok, glyph_heads=heads, views={})
     two_views = OpticalReader(model, tok, glyph_heads=heads, views={"small": 0.5})
     assert one_view.grid_views("base") == {"base": 1.0}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from optimem import render as R
-from optimem.render import (
+from ocr_model.page import (
     CELL_H, CELL_W, COLS, MARGIN_X, MARGIN_Y, PAGE_SIZE, REPLACEMENT, ROWS, TIERS, Turn, cjk_font_available,
     format_header, page_at_tier, parse_header, render_plain, render_plain_page, render_turns, split_decoded,
 )
@@ -126,7 +126,7 @@ def test_same_input_same_bytes():
 def test_same_bytes_in_a_fresh_process_with_another_glyph_order():
     code = (
         "import hashlib, sys\n"
-        "from optimem.render import render_plain_page\n"
+        "from ocr_model.page import render_plain_page\n"
         "if sys.argv[1] == 'warm': render_plain_page('zyxwvutsrqponmlkjihgfedcba ZYX 987')\n"
         "print(hashlib.sha256(render_plain_page(sys.argv[2]).image.tobytes()).hexdigest())\n"
     )
