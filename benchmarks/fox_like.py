@@ -35,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from ocr_model import page as pg
+
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # Tesseract: one thread is ~4x faster here than OpenMP's default
 
 BUCKETS = tuple((lo, lo + 100) for lo in range(600, 1300, 100))
 BELOW = (300, 600)  # not in the paper: most real prose and dialogue pages hold fewer than 600 cl100k tokens
-TIER_TOKENS = {"gist": 36, "tiny": 64, "small": 100, "base": 256}
+TIER_TOKENS = {t: pg.TIERS[t].tokens for t in ("gist", "tiny", "small", "base")}  # the page format's tier table
 # DeepSeek-OCR Table 2 (Fox, English, 100 pages): bucket -> (64-token precision %, compression, 100-token
 # precision %, compression, pages)
 PAPER = {
@@ -75,7 +77,6 @@ def sample_pages(
 ) -> list[dict]:
     """Held-out full pages, `per_bucket` per text-token bucket where the corpus can fill it."""
     from ocr_model import data
-    from ocr_model import page as pg
 
     rng = random.Random(seed)
     full = data.Stage("full", max_rows=pg.ROWS, min_rows=pg.ROWS)

@@ -74,13 +74,13 @@ def score(ranked: Sequence[int], evidence: Sequence[int]) -> dict:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from demos.needle_in_haystack import CachingEmbedder, TextRag, _embedder, _load_reader
+    from demos.needle_in_haystack import CachingEmbedder, TextRag, _embedder, load_reader
     from ocr_model.eval import char_precision
     from optimem import Memory
 
     torch.set_num_threads(args.threads)
     convs = load_locomo(args.locomo)[: args.conversations]
-    reader, model_dir = _load_reader(args.model, args.max_new_tokens, 4)
+    reader, model_dir = load_reader(args.model, args.max_new_tokens, 4)
     emb = CachingEmbedder(_embedder(args.embedder))
     rows, reads = [], []
     t_start = time.time()

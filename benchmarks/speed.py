@@ -220,7 +220,8 @@ def bench_recall(
 
 def bench_bytes(turns: list[dict]) -> dict:
     from optimem import Memory
-    from optimem.memory import PAGE_LEVELS, _png
+    from ocr_model.page.codec import PAGE_LEVELS
+    from ocr_model.page.codec import png_bytes
     from ocr_model.page import Turn, page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])
@@ -237,8 +238,8 @@ def bench_bytes(turns: list[dict]) -> dict:
     for tier in TIERS:
         images = [page_at_tier(p.image, tier) for p in pages]
         # as Memory stores them (PAGE_LEVELS greys), and as 8-bit PNGs (page_levels=256)
-        out["png_bytes_per_turn"][tier] = sum(len(_png(im, PAGE_LEVELS)) for im in images) / len(turns)
-        out["png8_bytes_per_turn"][tier] = sum(len(_png(im, 256)) for im in images) / len(turns)
+        out["png_bytes_per_turn"][tier] = sum(len(png_bytes(im, PAGE_LEVELS)) for im in images) / len(turns)
+        out["png8_bytes_per_turn"][tier] = sum(len(png_bytes(im, 256)) for im in images) / len(turns)
     with Memory(model=InstantReader(), embedder=__import__("optimem").HashingEmbedder(), working_tokens=64) as m:
         m.add_many([{"role": t["role"], "content": t["text"]} for t in turns])
         st = m.stats()
@@ -265,9 +266,9 @@ def run(args: argparse.Namespace) -> dict:
     secs["render"] = time.perf_counter() - t0
     reader = None
     if not args.no_model:
-        from demos.needle_in_haystack import _load_reader
+        from demos.needle_in_haystack import load_reader
 
-        reader, res["model"] = _load_reader(args.model, args.max_new_tokens, 4)
+        reader, res["model"] = load_reader(args.model, args.max_new_tokens, 4)
         print("encode / decode ...", file=sys.stderr)
         t0 = time.perf_counter()
         res["model_speed"] = bench_model(reader, turns, args.repeats, args.decode_tokens)

@@ -24,7 +24,8 @@ def main(argv=None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
     from ocr_model import data
     from ocr_model.eval import char_precision
-    from optimem.memory import _png, as_stored
+    from ocr_model.page.codec import as_stored
+    from ocr_model.page.codec import png_bytes
     from optimem.reader import OpticalReader, shipped_model_dir
     from ocr_model.page import render_plain_page
 
@@ -54,9 +55,9 @@ def main(argv=None) -> dict:
             faded = [as_stored(im, tier, levels) for im in faded]
             for how in ("direct", "faded"):
                 images = [as_stored(p.image, tier, levels) for p in pages] if how == "direct" else faded
-                # images already hold `levels` greys, so _png writes the very file Memory would store
+                # images already hold `levels` greys, so png_bytes writes the very file Memory would store
                 row = {"tier": tier, "levels": levels, "how": how,
-                       "png_bytes": statistics.median(len(_png(im, levels)) for im in images)}
+                       "png_bytes": statistics.median(len(png_bytes(im, levels)) for im in images)}
                 for name, reader in readers.items():
                     if name == "own view" and not reader.grid_views(tier):
                         continue  # no head of its own: only the views read it by grid

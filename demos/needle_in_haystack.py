@@ -391,18 +391,15 @@ def _views(spec: str) -> dict | None:
     return None if spec == "default" else parse_views(spec)
 
 
-def _load_reader(model: str | None, max_new_tokens: int, batch_size: int, views: dict | None = None) -> tuple[Any, str]:
-    from optimem.reader import OpticalReader, shipped_model_dir
+def load_reader(model: str | None, max_new_tokens: int, batch_size: int, views: dict | None = None) -> tuple[Any, str]:
+    """(reader, model directory) through ocr_model.reader.load; a missing model exits with the fix."""
+    from ocr_model.reader import load, shipped_model_dir
 
-    d = model or shipped_model_dir()
-    if d is None:
-        raise SystemExit(
-            "no OCR model is shipped in ocr_model/weights/<name>/ yet; pass a checkpoint directory: --model DIR "
-            "(written by ocr_model.weights.save_pretrained, e.g. a training run's checkpoint)"
-        )
-    if not Path(d).is_dir():
-        raise SystemExit(f"--model {d}: not a directory; pass a checkpoint directory written by save_pretrained")
-    return OpticalReader.from_pretrained(d, max_new_tokens=max_new_tokens, batch_size=batch_size, views=views), str(d)
+    try:
+        reader = load(model, max_new_tokens=max_new_tokens, batch_size=batch_size, views=views)
+    except FileNotFoundError as e:
+        raise SystemExit(f"--model: {e}") from None
+    return reader, str(model or shipped_model_dir())
 
 
 def _embedder(name: str) -> Any:
@@ -460,7 +457,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     depths = [float(x) for x in args.depths.split(",")]
     pool, source = load_haystack(args.haystack) if args.haystack else default_pool(args.seed)
-    reader, model_dir = _load_reader(args.model, args.max_new_tokens, args.batch_size, args.views)
+    reader, model_dir = load_reader(args.model, args.max_new_tokens, args.batch_size, args.views)
     embedder = CachingEmbedder(_embedder(args.embedder))
 
     plans = []

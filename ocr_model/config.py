@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocr_model.page.geometry import TIERS
+
 __all__ = [
     "SamConfig",
     "ClipConfig",
@@ -30,7 +32,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 # Mode -> square input side in pixels. One visual token per 64x64 pixels (16 px patches, then 4x4 conv
 # compression), so side/64 tokens per grid row. "gist" is ours (the renderer's lowest tier), not official.
-MODES: dict[str, int] = {"tiny": 512, "small": 640, "base": 1024, "large": 1280, "gist": 384}
+MODES: dict[str, int] = {name: t.side for name, t in TIERS.items()}  # the page format's one tier table
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Training data for the optical reader: a text corpus from installed packages, synthetic text, and pages.
 
-Every page is made by the library's own renderer (`optimem.pg.render_plain_page` and
-`optimem.pg.page_at_tier`), the exact code path `Memory` uses at run time, so the model is trained on the
-pixels it will read.
+Every page is made by the page format's own renderer (ocr_model.page: `render_turns` for conversation pages,
+exactly as Memory pages turns out, and `render_plain_page` for documents), resampled and stored as Memory
+stores it (`ocr_model.page.codec.as_stored`), so the model is trained on the pixels it will read.
 
     python -m ocr_model.data build --out corpus/          # collect text shipped by packages into corpus/
     python -m ocr_model.data preview --corpus corpus/ --out preview/   # render a few sample pages

@@ -58,18 +58,13 @@ def fox_word_precision(reference: str, decoded: str) -> float:
 
 def load_reader(model_dir: str | None, device: str = "cpu", max_new_tokens: int = 1200, batch_size: int = 8,
                 mode: str = "auto", views: dict | None = None):
-    """The library's own page reader (`optimem.reader.OpticalReader`) over a checkpoint (default: shipped);
-    `mode` picks grid (glyph heads), decoder, or auto (grid where it can spell the page). `views` None or {}
-    (the default here, unlike the library's) reads each page from its own tier's visual tokens only, so
-    precision is measured at the tier's compression."""
-    from optimem.reader import OpticalReader, shipped_model_dir
+    """The library's page reader (`ocr_model.reader.load`) over a checkpoint (default: shipped); `mode` picks
+    grid (glyph heads), decoder, or auto. `views` None or {} (the default here, unlike the library's) reads
+    each page from its own tier's visual tokens only, so precision is measured at the tier's compression."""
+    from ocr_model.reader import load
 
-    d = model_dir or shipped_model_dir()
-    if d is None:
-        raise FileNotFoundError("no shipped model under ocr_model/weights/; pass --model DIR (a directory written "
-                                "by ocr_model.weights.save_pretrained)")
-    return OpticalReader.from_pretrained(d, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                         mode=mode, views=views or {})
+    return load(model_dir, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size, mode=mode,
+                views=views or {})
 
 
 def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
@@ -80,9 +75,9 @@ def visual_tokens(tier: str, reader=None, method: str = "decoder") -> int:
 
 
 def read_pages(reader, images: list, tier: str, levels: int = 256) -> list:
-    """Full-resolution page images -> `optimem.reader.Reading`s, through the renderer's one resampling function.
+    """Full-resolution page images -> `ocr_model.reader.Reading`s, through the renderer's one resampling function.
     levels < 256: with the grey levels Memory stores them with (`page_levels`; 256 = as rendered)."""
-    from optimem.memory import as_stored
+    from ocr_model.page.codec import as_stored
 
     return reader.read([as_stored(im, tier, levels) for im in images], tier)
 
@@ -127,10 +122,11 @@ def report(args) -> dict:
     rng = random.Random(args.seed)
     full = data.Stage("full", max_rows=pg.ROWS, min_rows=pg.ROWS)
     # (kind, page, needle ID or None)
-    pages = [(kind, data.make_page(corpus, full, rng, kind)[0], None)
-             for kind in data.KINDS + data.EXTRA_KINDS for _ in range(args.pages)]
+    kinds = data.KINDS + data.EXTRA_KINDS + (data.SCRIPT_KINDS + data.MEMORY_KINDS if args.scripts else ())
+    pages = [(kind, data.make_page(corpus, full, rng, kind)[0], None) for kind in kinds for _ in range(args.pages)]
     pages += [("needles", *needle_page(corpus, rng)) for _ in range(args.needles)]
     results: dict = {}
+    confusions: dict[str, dict[tuple[str, str], int]] = {}
     for tier in args.tiers.split(","):
         rows = []
         for k in range(0, len(pages), args.batch_size):
@@ -139,6 +135,9 @@ def report(args) -> dict:
             res = read_pages(reader, [p.image for _, p, _ in chunk], tier, args.page_levels)
             dt = (time.time() - t0) / len(chunk)
             for (kind, page, needle), r in zip(chunk, res):
+                confusions.setdefault(tier, {})
+                for pair, n in substitutions(page.text, r.text).items():
+                    confusions[tier][pair] = confusions[tier].get(pair, 0) + n
                 rows.append({"kind": kind, "cp": char_precision(page.text, r.text), "method": r.method,
                              "needle_exact": (needle in r.text) if needle is not None else None,
                              "fox": fox_word_precision(page.text, r.text), "loop": not r.complete, "seconds": dt,
@@ -150,7 +149,7 @@ def report(args) -> dict:
     print(f"{'tier':6} {'kind':13} {'pages':>5} {'char prec':>9} {'fox prec':>8} {'loops':>6} {'grid':>5} {'exact':>6} {'s/page':>7}")
     summary = {}
     for tier, rows in results.items():
-        for kind in [*data.KINDS, "all", *data.EXTRA_KINDS, "needles"]:
+        for kind in [*data.KINDS, "all", *data.EXTRA_KINDS, "needles", *(data.SCRIPT_KINDS + data.MEMORY_KINDS)]:
             sel = [r for r in rows if r["kind"] == kind or (kind == "all" and r["kind"] in data.KINDS)]
             if not sel:
                 continue
@@ -164,15 +163,37 @@ def report(args) -> dict:
             exact = f"{s['needle_exact']:6.3f}" if "needle_exact" in s else f"{'':6}"
             print(f"{tier:6} {kind:13} {s['pages']:5d} {s['char_precision']:9.3f} {s['fox_precision']:8.3f} "
                   f"{s['loop_rate']:6.2f} {s['grid_share']:5.2f} {exact} {s['seconds_per_page']:7.2f}")
+    if args.scripts:
+        print("scripts: held-out text per script (ocr_model.corpus_scripts); chat = conversation pages as Memory draws "
+              "them; fenced_code = highlighted code in ``` fences; all_glyphs = every drawable character")
+    print("\nmost frequent substitutions (drawn -> read), per tier, over all pages above:")
+    top = {}
+    for tier, conf in confusions.items():
+        top[tier] = sorted(conf.items(), key=lambda kv: -kv[1])[:12]
+        print(f"{tier:6} " + ", ".join(f"{a!r}->{b!r} {n}" for (a, b), n in top[tier]))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"summary": summary, "pages": results}, f, indent=1)
+            json.dump({"summary": summary, "pages": results,
+                       "confusions": {t: [[a, b, n] for (a, b), n in v] for t, v in top.items()}}, f, indent=1)
     return summary
 
 
+def substitutions(ref: str, hyp: str) -> dict[tuple[str, str], int]:
+    """Character substitutions (drawn, read) on rows that were read with the right length (grid readings keep
+    the layout, so a row of equal length is aligned cell by cell)."""
+    out: dict[tuple[str, str], int] = {}
+    for a, b in zip(ref.split("\n"), hyp.split("\n")):
+        if len(a) != len(b):
+            continue
+        for x, y in zip(a, b):
+            if x != y:
+                out[(x, y)] = out.get((x, y), 0) + 1
+    return out
+
+
 def parse_views(spec: str) -> dict:
-    """'own' -> {}, 'default' -> optimem.reader.DEFAULT_VIEWS, 'base=0.5,small=1' -> {'base': 0.5, 'small': 1.0}."""
-    from optimem.reader import DEFAULT_VIEWS
+    """'own' -> {}, 'default' -> ocr_model.reader.DEFAULT_VIEWS, 'base=0.5,small=1' -> {'base': 0.5, 'small': 1.0}."""
+    from ocr_model.reader import DEFAULT_VIEWS
 
     if spec in ("own", ""):
         return {}
@@ -198,15 +219,17 @@ def main(argv=None) -> None:
     ap.add_argument("--corpus", default="corpus", help="corpus directory (with --report)")
     ap.add_argument("--tiers", default="base,small,tiny", help="comma-separated tiers (with --report)")
     ap.add_argument("--pages", type=int, default=8, help="held-out pages per text kind (with --report)")
+    ap.add_argument("--scripts", type=int, default=1,
+                    help="1: also report every script and the pages Memory draws (chat, fenced code, emoji, ...)")
     ap.add_argument("--needles", type=int, default=20, help="needle pages (a random ID on held-out prose; with --report)")
     ap.add_argument("--reader", default="auto", choices=("auto", "grid", "decoder"),
-                    help="auto: glyph heads where they can spell the page, else the decoder (see optimem.reader)")
+                    help="auto: glyph heads where they can spell the page, else the decoder (see ocr_model.reader)")
     ap.add_argument("--views", default="own", type=parse_views,
                     help="glyph-head views besides the page's own tier: 'own' (none: the tier's visual tokens only), "
                          "'default' (the library's: base=0.5,small=1,tiny=0.5) or TIER=WEIGHT,...")
     ap.add_argument("--page-levels", type=int, default=256, choices=(2, 4, 16, 256),
                     help="grey levels of the page images read: 256 = as rendered; 16 = as Memory stores them by "
-                         "default (optimem.memory.PAGE_LEVELS)")
+                         "default (ocr_model.page.PAGE_LEVELS)")
     ap.add_argument("--json", default=None, help="also write the report's numbers here (with --report)")
     ap.add_argument("--seed", type=int, default=0, help="page sampling seed (with --report)")
     ap.add_argument("--batch-size", type=int, default=8, help="pages decoded together")

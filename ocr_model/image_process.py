@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .config import MODES
+from .page.geometry import decoder_positions
 
 __all__ = ["MODES", "PAD_COLOR", "to_tensor", "prepare", "to_gundam", "GundamInput", "gundam_grid",
            "visual_token_count"]
@@ -120,4 +121,4 @@ def visual_token_count(mode: str) -> tuple[int, int]:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {sorted(MODES)}")
     g = MODES[mode] // 64
-    return g * g, g * (g + 1) + 1
+    return g * g, decoder_positions(g)

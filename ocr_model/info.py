@@ -15,6 +15,7 @@ import json
 import torch
 
 from .config import MODES, OpticalConfig, load_config
+from .page.geometry import decoder_positions
 from .model import OpticalModel
 
 __all__ = ["model_info"]
@@ -37,7 +38,7 @@ def model_info(cfg: OpticalConfig) -> dict:
         "parameters": total,
         "active_parameters": total - inactive,
         "visual_tokens": {m: g * g for m, g in grids.items() if m in ("tiny", "small", "base", "large")},
-        "visual_positions": {m: g * (g + 1) + 1 for m, g in grids.items()},  # incl. newlines + separator
+        "visual_positions": {m: decoder_positions(g) for m, g in grids.items()},  # incl. newlines + separator
         "gist_visual_tokens": grids["gist"] ** 2,
         "encoder_parameters": encoder,
         "decoder_parameters": decoder,

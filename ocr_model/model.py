@@ -53,7 +53,8 @@ class Generation:
 
 
 def visual_positions(h: int, w: int) -> int:
-    """LM positions one h x w grid takes: a newline after each row plus the final separator."""
+    """LM positions one h x w grid takes: a newline after each row plus the final separator (for a square
+    page grid: ocr_model.page.geometry.decoder_positions)."""
     return h * (w + 1) + 1
 
 

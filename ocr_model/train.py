@@ -119,8 +119,7 @@ def lr_at(args, step: int, minutes: float) -> float:
 
 def token_budget(max_tokens: int, tier: str, max_positions: int) -> int:
     """Text tokens (incl. EOS) that fit after [BOS] + the tier's visual positions in `max_positions`."""
-    g = TIER_GRID[tier]
-    return min(max_tokens, max_positions - 1 - (g * (g + 1) + 1))
+    return min(max_tokens, max_positions - 1 - pg.geometry.decoder_positions(TIER_GRID[tier]))
 
 
 def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None, stored: float = 0.0) -> dict:

@@ -34,6 +34,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from ocr_model.page.geometry import ARCHIVE_TIERS, TIERS
+
 from optimem.errors import InvalidInputError
 
 __all__ = [
@@ -47,10 +49,9 @@ __all__ = [
     "combine_score",
 ]
 
-# Archive tiers from sharpest to faintest; the page image side in px is ocr_model.page.TIERS[name].side.
-ARCHIVE_TIERS: tuple[str, ...] = ("large", "base", "small", "tiny", "gist")
-# Visual tokens a page costs at each tier: (side / 16 px patches / 4 from the 16x compressor) ** 2.
-TIER_TOKENS: dict[str, int] = {"large": 400, "base": 256, "small": 100, "tiny": 64, "gist": 36}
+# Archive tiers from sharpest to faintest and the visual tokens a page costs at each: the page format's one
+# tier table (ocr_model.page.geometry.TIERS), never a copy of it.
+TIER_TOKENS: dict[str, int] = {name: t.tokens for name, t in TIERS.items()}
 
 
 def tier_rank(tier: str) -> int:

@@ -61,9 +61,10 @@ from optimem.forgetting import (
     tier_for,
     tier_rank,
 )
+from optimem.pageout import TurnCheck, char_precision, draw_verified, read_turn_texts, unescape_for
 from optimem.reader import PageReader, load_reader
-from ocr_model.page import Layout, Turn, page_at_tier, render_turns, split_decoded
-from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact  # noqa: F401 (as_stored re-exported)
+from ocr_model.page import COLS, ROWS, Layout, Turn, cells_used, page_at_tier, render_turns
+from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact
 from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
 
 __all__ = ["Memory", "DEFAULT_WORKING_TOKENS"]
@@ -83,6 +84,19 @@ def _layout_to_json(layout: Layout) -> str:
 
 def _layout_from_json(data: str) -> Layout:
     return Layout.from_json(data)
+
+
+def _page_json(layout: Layout, checks: Mapping[int, TurnCheck]) -> str:
+    """What the store keeps beside a page image: its layout map and the read-back check of each of its turns
+    (numbers only, see optimem.pageout.TurnCheck)."""
+    d = json.loads(_layout_to_json(layout))
+    d["checks"] = {str(s.turn_id): checks[s.turn_id].to_list() for s in layout.segments if s.turn_id in checks}
+    return json.dumps(d, separators=(",", ":"))
+
+
+def _page_checks(data: str) -> dict[int, TurnCheck]:
+    d = json.loads(data)
+    return {int(k): TurnCheck.from_list(v) for k, v in (d.get("checks") or {}).items()}
 
 
 def _as_turn(item: Any) -> Turn:
@@ -146,7 +160,8 @@ def _as_turn(item: Any) -> Turn:
 @dataclasses.dataclass
 class _Decoded:
     pieces: dict[int, str]  # turn id -> the text of that turn on this page
-    confidence: float
+    confidence: float  # the page's
+    turn_confidence: dict[int, float]  # turn id -> the reader's confidence over that turn's own cells
 
 
 class Memory:
@@ -170,6 +185,11 @@ class Memory:
     page_levels: grey levels kept in stored page images: 16 (default; 4-bit PNG, ~2.3x smaller below
         1024 px, read as well as 8-bit), 4 or 2 (smaller still, but the 512/384 px tiers read worse), 256
         (8-bit, as rendered). Pages already stored keep their format; it applies to pages written from now.
+    verify: read every page back with `model` right after it is written (and after each fading step) and
+        keep a turn's text only in a drawing that reads back exactly (optimem.pageout); a turn none does
+        stays verbatim. Every Recollection says how its turn read back (verified, verified_precision).
+    keep_recent: the newest turns that always stay verbatim, however large (a huge turn does not push
+        the rest of the conversation out of working memory).
     """
 
     def __init__(
@@ -188,6 +208,8 @@ class Memory:
         reconsolidate: bool = False,
         hnsw_threshold: int = HNSW_THRESHOLD,
         page_levels: int = PAGE_LEVELS,
+        verify: bool = True,
+        keep_recent: int = 4,
     ) -> None:
         if not isinstance(working_tokens, int) or working_tokens < 1:
             raise InvalidInputError(f"working_tokens must be a positive int, got {working_tokens!r}")
@@ -205,6 +227,10 @@ class Memory:
         self.policy = policy or ForgettingPolicy()
         self.working_tokens = working_tokens
         self.page_levels = page_levels
+        if not isinstance(keep_recent, int) or isinstance(keep_recent, bool) or keep_recent < 0:
+            raise InvalidInputError(f"keep_recent must be an int >= 0 (newest turns never paged out), got {keep_recent!r}")
+        self.verify, self.keep_recent = bool(verify), keep_recent
+        self._unarchivable: set[int] = set()
         self.auto_consolidate, self.reconsolidate = auto_consolidate, reconsolidate
         self._reader = load_reader(model)
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -323,26 +349,47 @@ class Memory:
             return ids
 
     def _page_out_overflow(self) -> None:
-        """Archive the oldest verbatim turns while the working memory is over budget (down to half of it)."""
+        """Archive the oldest verbatim turns while the working memory is over budget (down to half of it),
+        never the newest `keep_recent`; only whole pages where that keeps within budget; verified."""
         working = self._archive.working_turns()
         total = sum(t.n_tokens for t in working)
         if total <= self.working_tokens:
             return
+        movable = working[: max(0, len(working) - self.keep_recent)]
         out: list[TurnRecord] = []
-        for t in working:
+        for t in movable:
             if total <= self.working_tokens // 2:
                 break
+            if t.id in self._unarchivable:
+                continue
             out.append(t)
             total -= t.n_tokens
+        if not out:
+            return
         turns = [Turn(role=t.role, text=t.text or "", timestamp=t.timestamp, id=t.id) for t in out]
-        pages = render_turns(turns, first_turn_number=out[0].seq)
+        tokens = {t.id: t.n_tokens for t in out}
+        # a part-filled last page costs as many visual tokens as a full one: leave its turns in working
+        # memory for the next page-out, when that keeps the working memory within budget
+        plain = render_turns(turns, first_turn_number=out[0].seq)
+        if len(plain) > 1 and cells_used(plain[-1]) < 0.9 * COLS * ROWS:
+            earlier = {s.turn_id for p in plain[:-1] for s in p.layout.segments}
+            last_only = {s.turn_id for s in plain[-1].layout.segments} - earlier
+            if total + sum(tokens[i] for i in last_only) <= self.working_tokens:
+                turns = [t for t in turns if t.id not in last_only]
+        del plain
         tier = self.policy.top_tier
+        drawn = draw_verified(turns, self._reader, first_turn_number=out[0].seq, tier=tier, levels=self.page_levels,
+                              verify=self.verify, render=render_turns)
         payload = []
-        for page in pages:
+        for page in drawn.pages:
             ids = list(dict.fromkeys(s.turn_id for s in page.layout.segments))
-            payload.append((png_bytes(page_at_tier(page.image, tier), self.page_levels), _layout_to_json(page.layout), ids))
-        del pages, turns, out  # the text leaves RAM with them (as far as Python lets us)
-        self._archive.page_out(payload, tier=tier)
+            payload.append((png_bytes(page_at_tier(page.image, tier), self.page_levels),
+                            _page_json(page.layout, drawn.checks), ids))
+        del turns, out, drawn.pages  # the text leaves RAM with them (as far as Python lets us)
+        if payload:
+            self._archive.page_out(payload, tier=tier)
+        # turns no drawing reads back exactly stay verbatim (and are not tried again in this session)
+        self._unarchivable.update(drawn.verbatim)
         if self.auto_consolidate:
             self.consolidate()
 
@@ -420,7 +467,7 @@ class Memory:
             return out
 
     def _recollection(self, rec, text_conf, *, score, similarity, r, seq, t) -> Recollection:
-        text, conf, tier = text_conf
+        text, conf, tier, check = text_conf
         return Recollection(
             turn_id=rec.id,
             role=rec.role,
@@ -436,15 +483,19 @@ class Memory:
             timestamp=rec.timestamp,
             pinned=rec.pinned,
             metadata=rec.metadata,
+            verified=None if check is None else check.exact,
+            verified_precision=None if check is None else check.precision,
+            verified_tier=None if check is None else check.tier,
         )
 
-    def _read_turns(self, recs: Sequence[TurnRecord], decode: bool) -> dict[int, tuple[str | None, float | None, str]]:
-        """turn id -> (text, confidence, tier): verbatim text, or pages read by the model (cached in RAM)."""
-        out: dict[int, tuple[str | None, float | None, str]] = {}
+    def _read_turns(self, recs: Sequence[TurnRecord], decode: bool) -> dict[int, tuple]:
+        """turn id -> (text, confidence, tier, check): verbatim text, or pages read by the model (cached in RAM);
+        check is the turn's last read-back check (optimem.pageout.TurnCheck), None while verbatim."""
+        out: dict[int, tuple] = {}
         pages_of: dict[int, list[PageRecord]] = {}
         for rec in recs:
             if rec.state == "verbatim":
-                out[rec.id] = (rec.text, 1.0, "verbatim")
+                out[rec.id] = (rec.text, 1.0, "verbatim", None)
             else:
                 pages_of[rec.id] = self._archive.pages_of(rec.id)
         if not pages_of:
@@ -459,17 +510,21 @@ class Memory:
             for tier, pages in todo.items():
                 images = [Image.open(io.BytesIO(self._archive.read_page(p))).convert("L") for p in pages]
                 for p, reading in zip(pages, self._reader.read(images, tier)):
-                    fresh[(p.id, p.file)] = _Decoded(split_decoded(reading.text, _layout_from_json(p.layout)),
-                                                     reading.confidence)
+                    layout = _layout_from_json(p.layout)
+                    texts, confs = read_turn_texts([reading], [layout])
+                    fresh[(p.id, p.file)] = _Decoded(texts, reading.confidence, {k: v[0] for k, v in confs.items()})
         for tid, pages in pages_of.items():
             tier = min((p.tier for p in pages), key=tier_rank) if pages else "gist"
+            checks = [c for c in (_page_checks(p.layout).get(tid) for p in pages) if c is not None]
+            check = min(checks, key=lambda c: (c.exact, c.precision)) if checks else None
             if not decode:
-                out[tid] = (None, None, tier)
+                out[tid] = (None, None, tier, check)
                 continue
             decoded = [fresh[k] if k in fresh else self._cache_get(k) for k in ((p.id, p.file) for p in pages)]
-            text = "".join(d.pieces.get(tid, "") for d in decoded)
-            conf = float(np.mean([d.confidence for d in decoded])) if decoded else 0.0
-            out[tid] = (text, conf, tier)
+            text = unescape_for(check.form if check else "plain", "".join(d.pieces.get(tid, "") for d in decoded))
+            confs = [d.turn_confidence.get(tid, d.confidence) for d in decoded]
+            conf = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12))))) if confs else 0.0
+            out[tid] = (text, conf, tier, check)
         for key, value in fresh.items():
             self._cache_put(key, value)
         return out
@@ -508,7 +563,7 @@ class Memory:
             return [
                 self._recollection(
                     rec,
-                    (rec.text, 1.0, "verbatim"),
+                    (rec.text, 1.0, "verbatim", None),
                     score=None,
                     similarity=None,
                     r=self._retention(rec, seq, t),
@@ -621,7 +676,11 @@ class Memory:
                 if tier_rank(target) <= tier_rank(page.tier):
                     continue  # pages only fade here; only reconsolidation sharpens them
                 image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
-                self._archive.replace_page(page.id, png_bytes(page_at_tier(image, target), self.page_levels), tier=target)
+                faded = as_stored(image, target, self.page_levels)  # the very pixels the PNG will hold
+                layout = page.layout
+                if self.verify:
+                    layout = self._recheck(page, image, faded, target)
+                self._archive.replace_page(page.id, png_bytes(faded, self.page_levels), tier=target, layout=layout)
                 key = f"{page.tier}->{target}"
                 moved[key] = moved.get(key, 0) + 1
             self._archive.flush()
@@ -630,6 +689,24 @@ class Memory:
                 turns_forgotten=tuple(sorted(doomed)),
                 pages_deleted=pages_before - len(self._archive.pages()),
             )
+
+    def _recheck(self, page: PageRecord, image: Image.Image, faded: Image.Image, target: str) -> str:
+        """Read a page before and after a fading step; each turn's check (optimem.pageout.TurnCheck) is
+        updated against the reading before the step (the turn's text is gone, but a turn that read back
+        exactly before reads as its text). Returns the page's new stored JSON."""
+        layout = _layout_from_json(page.layout)
+        before, after = self._reader.read([image], page.tier)[0], self._reader.read([faded], target)[0]
+        old, _ = read_turn_texts([before], [layout])
+        new, confs = read_turn_texts([after], [layout])
+        checks = _page_checks(page.layout)
+        out = {}
+        for tid, prev in checks.items():
+            same = new.get(tid, "") == old.get(tid, "")
+            cp = 1.0 if same else char_precision(old.get(tid, ""), new.get(tid, ""))
+            conf = confs.get(tid, [after.confidence])[0]
+            # precision against the turn's text: exact when the check before was; else an estimate (product)
+            out[tid] = TurnCheck(prev.exact and same, prev.precision * cp, conf, target, prev.form)
+        return _page_json(layout, out)
 
     def _reconsolidate(self, recs: Sequence[TurnRecord]) -> None:
         """Rewrite faded pages that were just read at the top tier, from their decoded text."""
@@ -644,21 +721,29 @@ class Memory:
                 if any(s.continued or s.continues for s in layout.segments):
                     continue  # a turn split over pages cannot be redrawn from one page alone
                 decoded = self._cache[(page.id, page.file)].pieces
+                checks = _page_checks(page.layout)
                 others = self._archive.turns(list(page.turn_ids))
                 turns = [
-                    Turn(role=others[tid].role, text=decoded.get(tid, ""), timestamp=others[tid].timestamp, id=tid)
+                    Turn(role=others[tid].role, text=unescape_for(checks[tid].form if tid in checks else "plain",
+                                                                  decoded.get(tid, "")),
+                         timestamp=others[tid].timestamp, id=tid)
                     for tid in page.turn_ids
                 ]
                 first = min(others[tid].seq for tid in page.turn_ids)
-                redrawn = render_turns(turns, first_turn_number=first)
-                if len(redrawn) != 1:
-                    continue  # the reading grew past one page; keep the faded page rather than split it
+                redrawn = draw_verified(turns, self._reader, first_turn_number=first, tier=top, levels=self.page_levels,
+                                        verify=self.verify, render=render_turns)
+                if len(redrawn.pages) != 1 or redrawn.verbatim:
+                    continue  # the reading grew past one page or does not read back; keep the faded page
+                # the redrawn page holds the reading, errors included: its turns are as exact as they were
+                kept = {tid: TurnCheck(c.exact and checks[tid].exact if tid in checks else c.exact,
+                                       c.precision * (checks[tid].precision if tid in checks else 1.0),
+                                       c.confidence, c.tier, c.form) for tid, c in redrawn.checks.items()}
                 self._archive.replace_page(
                     page.id,
-                    png_bytes(page_at_tier(redrawn[0].image, top), self.page_levels),
+                    png_bytes(page_at_tier(redrawn.pages[0].image, top), self.page_levels),
                     tier=top,
                     kind="reconsolidate",
-                    layout=_layout_to_json(redrawn[0].layout),
+                    layout=_page_json(redrawn.pages[0].layout, kept),
                 )
                 self._cache.pop((page.id, page.file), None)
 
@@ -681,7 +766,21 @@ class Memory:
                 vectors=s["vectors"],
                 index_kind=self._archive.index_kind,
                 bytes_on_disk=s["bytes_on_disk"],
+                exact_share=self._exact_share(),
+                unarchivable=len(self._unarchivable),
             )
+
+    def _exact_share(self) -> dict[str, float]:
+        """Per tier, the share of archived turns whose last read-back check was exact (from the pages' checks)."""
+        worst: dict[int, tuple[str, bool]] = {}
+        for page in self._archive.pages():
+            for tid, c in _page_checks(page.layout).items():
+                if tid in page.turn_ids and (tid not in worst or not c.exact):
+                    worst[tid] = (page.tier, c.exact and worst.get(tid, ("", True))[1])
+        out: dict[str, list[bool]] = {}
+        for tier, exact in worst.values():
+            out.setdefault(tier, []).append(exact)
+        return {t: sum(v) / len(v) for t, v in out.items()}
 
     def events(self, *, turn_id: TurnId | None = None, limit: int | None = None) -> list:
         """The audit log (optimem.archive.Event): every add, page-out, recall, tier change, pin, forget."""

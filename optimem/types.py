@@ -16,8 +16,11 @@ class Recollection:
 
     text is the turn verbatim while it is in working memory, else what the model read back from its
     page(s), errors included; None when recall(decode=False) skipped reading. confidence is 1.0 for a
-    verbatim turn, the reader's confidence for a decoded one (the geometric mean of the model's token
-    probabilities over the page, see optimem.reader), None when not decoded.
+    verbatim turn, the reader's confidence for a decoded one: the geometric mean of the model's
+    probabilities over the turn's own cells of its page(s) (the page's, for a decoder reading; see
+    ocr_model.reader), None when not decoded. verified / verified_precision / verified_tier say how the turn
+    read back when the store last checked it (at page-out, and after each fading step; optimem.pageout):
+    True when that reading was exactly its text; None while the turn is verbatim.
     score and similarity are None for get().
     """
 
@@ -35,6 +38,9 @@ class Recollection:
     timestamp: float
     pinned: bool
     metadata: Mapping[str, Any] | None
+    verified: bool | None = None  # read back exactly at the last check (None: verbatim, never paged out)
+    verified_precision: float | None = None  # character precision of that reading
+    verified_tier: str | None = None  # the tier it was read at
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Stats:
     vectors: int  # retrieval vectors (one per chunk of a turn)
     index_kind: str  # 'flat' (exact) or 'hnsw'
     bytes_on_disk: int  # the whole store directory (all namespaces)
+    exact_share: Mapping[str, float] | None = None  # per tier: share of archived turns that read back exactly
+    unarchivable: int = 0  # turns kept verbatim because no drawing of them read back exactly (this session)
 
     @property
     def compression(self) -> float | None:

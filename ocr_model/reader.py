@@ -1,0 +1,258 @@
+"""The reader adapter: an ocr_model checkpoint as a page reader (page images -> text + confidence).
+
+    OpticalReader.from_pretrained(dir)   any checkpoint written by ocr_model.weights.save_pretrained (with its
+                                         glyph heads, if any); the official DeepSeek-OCR weights read through
+                                         the decoder alone
+    load(dir=None, **kw)                 the one loader (the shipped model by default), used by optimem, the
+                                         evaluation, the demo and the benchmarks
+    shipped_model_dir()                  the model shipped in ocr_model/weights/<name>/, or None
+    Reading                              the text read from one page, its confidence, and per-cell confidences
+
+It satisfies optimem's PageReader protocol without importing optimem (ocr_model never does); torch is
+imported when a reader is built, not when this module is imported.
+
+How the visual tokens are read (OpticalReader's `mode`):
+
+    grid     the glyph heads (ocr_model/glyphs.py, `glyph_heads.safetensors` beside the checkpoint): every
+             visual token names the characters of its page cells, all at once. Exact layout, no loops, no
+             autoregressive decode. Every character a shipped font draws has a class; a replacement box
+             (a character no font draws) reads as U+FFFD.
+    decoder  the MoE decoder generates the text token by token (greedy), as DeepSeek-OCR does.
+    auto     (default) grid when some view of the page's tier (below) has a head and at most `max_unknown`
+             (half) of the page's drawn cells are read as OTHER; decoder for the other pages (checkpoints
+             without heads).
+
+    Views: a tier decides how many pixels of a page are KEPT; reading them is another matter. By default
+    grid reads the stored image at its own tier (weight 1) and also resampled to the other tiers the heads
+    know (`views`, default base 0.5, small 1.0, tiny 0.5), and adds the views' cell log-probabilities: each
+    resolution confuses different look-alike glyphs, and the heads read even an upsampled 384 px page well.
+    It costs one encode per view and no stored bytes; the visual tokens spent on reading are then the sum
+    over the views, not the tier's own count. `views={}` reads each page from its own tier's tokens only.
+
+Confidence of a reading = exp(mean log p): over the drawn cells for `grid` (the probability of each cell's
+chosen class under the views' weighted geometric mean; `Reading.cells` keeps it per cell, so a caller can
+score one turn's own cells), over the generated tokens for `decoder` (taken before the n-gram ban). A
+decoder reading that hit max_new_tokens without EOS (often a repetition loop) has complete=False.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "load", "shipped_model_dir"]
+
+
+class ReaderError(ValueError):
+    """A reader was asked for something its checkpoint cannot do (no heads for a grid reading, ...)."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The text a reader got from one page image."""
+
+    text: str
+    confidence: float  # geometric mean token probability in [0, 1]
+    complete: bool  # ended with EOS (False: cut at max_new_tokens); always True for a grid reading
+    n_tokens: int  # decoded tokens (decoder) or the text's token count (grid)
+    method: str = "decoder"  # "grid" or "decoder": which part of the model read the page
+    # grid readings: (ROWS, COLS) float32 probability of each cell's chosen class (blank cells included)
+    cells: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+def shipped_model_dir() -> Path | None:
+    """The shipped checkpoint: ocr_model.weights.SHIPPED_MODEL if set, else the first directory (by name)
+    under ocr_model/weights/ that holds a config.json and safetensors shards."""
+    root = Path(__file__).parent / "weights"
+    try:
+        from ocr_model import weights as w
+
+        named = getattr(w, "SHIPPED_MODEL", None)
+    except ImportError:
+        named = None
+    if named:
+        d = Path(named) if Path(named).is_absolute() else root / named
+        return d if (d / "config.json").is_file() else None
+    if not root.is_dir():
+        return None
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if (d / "config.json").is_file() and any(d.glob("*.safetensors")):
+            return d
+    return None
+
+
+READ_MODES = ("auto", "grid", "decoder")
+DEFAULT_VIEWS = {"base": 0.5, "small": 1.0, "tiny": 0.5}  # besides the page's own tier, at weight 1
+
+
+class OpticalReader:
+    """Reads pages with an ocr_model OpticalModel + Tokenizer (+ optional glyph heads): see the module doc."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        glyph_heads: Any = None,
+        mode: str = "auto",
+        max_unknown: float = 0.5,
+        views: Mapping[str, float] | None = None,
+        max_new_tokens: int | None = None,
+        batch_size: int = 4,
+        name: str = "ocr_model",
+    ) -> None:
+        import torch
+
+        if mode not in READ_MODES:
+            raise ValueError(f"mode must be one of {', '.join(READ_MODES)}; got {mode!r}")
+        if mode == "grid" and glyph_heads is None:
+            raise ReaderError(
+                "mode='grid' needs glyph heads (glyph_heads.safetensors beside the checkpoint) and this model has "
+                "none; use mode='auto' or mode='decoder'"
+            )
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device).eval()
+        if not 0.0 <= max_unknown <= 1.0:
+            raise ValueError(f"max_unknown is a fraction of a page's drawn cells, in [0, 1]; got {max_unknown}")
+        from ocr_model.page import TIERS
+
+        views = dict(DEFAULT_VIEWS if views is None else views)
+        bad = {t: w for t, w in views.items() if t not in TIERS or not w >= 0}
+        if bad:
+            raise ValueError(f"views maps tier names ({', '.join(TIERS)}) to weights >= 0; got {bad}")
+        self.mode, self.max_unknown, self.batch_size, self.name = mode, max_unknown, batch_size, name
+        self.views = views
+        # a full page is 75 x 38 = 2850 characters, ~1000 BPE tokens; the model's context may cap it lower
+        self.max_new_tokens = max_new_tokens or 1200
+        self._torch = torch
+        self._lock = threading.Lock()  # one forward pass at a time: torch modules are not re-entrant
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, device: str = "cpu", **kw: Any) -> OpticalReader:
+        """Load a directory written by ocr_model.weights.save_pretrained (and its glyph heads, if any)."""
+        from ocr_model.glyphs import load_glyph_heads
+        from ocr_model.weights import load_pretrained
+
+        model, tok = load_pretrained(path, device=device)
+        heads = load_glyph_heads(path, model.cfg.decoder.dim)
+        return cls(model, tok, glyph_heads=heads, name=kw.pop("name", Path(path).name), **kw)
+
+    def grids(self) -> list[int]:
+        """Token-grid sizes (tier side / 64) the glyph heads can read; [] without heads."""
+        return sorted(int(g) for g in self.glyph_heads) if self.glyph_heads is not None else []
+
+    def encode(self, images: Sequence[Image.Image], tier: str) -> Any:
+        """Visual tokens [B, Tv, D] for page images at `tier` (Tv = h*(w+1)+1, h = side/64)."""
+        return self.model.layout_visual(self._encode_grid(images, tier))
+
+    def _encode_grid(self, images: Sequence[Image.Image], tier: str) -> Any:
+        from ocr_model.image_process import to_tensor
+
+        pixels = to_tensor(list(images), tier)  # [B,3,S,S]
+        return self.model.encode_grid(pixels.to(self.model.device))  # [B,h,w,D]
+
+    def _room(self, visual_len: int) -> int:
+        cap = self.model.cfg.decoder.max_positions - 1 - visual_len  # BOS + visual tokens come first
+        return max(1, min(self.max_new_tokens, cap))
+
+    def grid_views(self, tier: str) -> dict[str, float]:
+        """{tier: weight} of the views the glyph heads read a page stored at `tier` from (own tier weight 1);
+        empty when no view has a head (then only the decoder can read it)."""
+        from ocr_model.page import TIERS
+
+        if self.glyph_heads is None:
+            return {}
+        out = {t: w for t, w in self.views.items() if w > 0 and t != tier}
+        out[tier] = 1.0
+        return {t: w for t, w in out.items() if str(TIERS[t].grid) in self.glyph_heads}
+
+    def _read_grid(
+        self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any]
+    ) -> list[tuple[Reading, float]]:
+        """Glyph-head readings of pages stored at `tier`, from `views` (see the module doc), each with the share
+        of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]})."""
+        from ocr_model.glyphs import OTHER, cell_log_probs, cells_text
+        from ocr_model.page import page_at_tier
+
+        logp: list[Any] = [None] * len(images)
+        total = sum(views.values())
+        for view, weight in views.items():
+            if view not in encoded:
+                ims = images if view == tier else [page_at_tier(im, view) for im in images]
+                encoded[view] = self._encode_grid(ims, view)
+            g = encoded[view]
+            head = self.glyph_heads[str(g.shape[1])]
+            logits = head(g.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
+            for i, x in enumerate(logits):
+                # a weighted geometric mean of the views' distributions: the same argmax as the weighted sum,
+                # but a confidence on the scale of one view's (a plain sum would be overconfident)
+                lp = (weight / total) * cell_log_probs(x)  # (ROWS, COLS, classes)
+                if logp[i] is not None:  # heads may differ in class count: keep the classes both know
+                    n = min(lp.shape[-1], logp[i].shape[-1])
+                    lp = lp[..., :n] + logp[i][..., :n]
+                logp[i] = lp
+        out = []
+        for lp in logp:
+            conf_t, cls_t = lp.softmax(-1).max(-1)  # the combined evidence, renormalised
+            cells, conf = cls_t.cpu().numpy(), conf_t.double().cpu().numpy()
+            drawn = cells != 0
+            sel = conf[drawn] if drawn.any() else conf.reshape(-1)
+            confidence = float(math.exp(sum(math.log(max(c, 1e-12)) for c in sel.tolist()) / len(sel)))
+            text = cells_text(cells)
+            reading = Reading(text, confidence, True, len(self.tokenizer.encode(text)), method="grid",
+                              cells=conf.astype(np.float32))
+            out.append((reading, float((cells == OTHER).sum()) / max(1, int(drawn.sum()))))
+        return out
+
+    def read(self, images: Sequence[Image.Image], tier: str) -> list[Reading]:
+        out: list[Reading] = []
+        with self._lock, self._torch.inference_mode():
+            for s in range(0, len(images), self.batch_size):
+                chunk = images[s : s + self.batch_size]
+                encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
+                readings: list[Reading | None] = [None] * len(chunk)
+                views = self.grid_views(tier) if self.mode != "decoder" else {}
+                if self.mode == "grid" and not views:
+                    raise ReaderError(
+                        f"mode='grid': the glyph heads read token grids {self.grids()}, and no view of tier "
+                        f"{tier!r} has one (views: {self.views or 'own tier only'}); use mode='auto' to let "
+                        "the decoder read it, or add a view"
+                    )
+                if views:
+                    for i, (r, unknown) in enumerate(self._read_grid(chunk, tier, views, encoded)):
+                        if self.mode == "grid" or unknown <= self.max_unknown:
+                            readings[i] = r
+                rest = [i for i, r in enumerate(readings) if r is None]
+                if rest:  # the decoder reads the tier's own visual tokens
+                    own = encoded[tier][rest] if tier in encoded else self._encode_grid([chunk[i] for i in rest], tier)
+                    visual = self.model.layout_visual(own)  # [n,Tv,D]
+                    gens = self.model.generate(visual, max_new_tokens=self._room(visual.shape[1]))
+                    for i, g in zip(rest, gens):
+                        ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
+                        conf = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
+                        readings[i] = Reading(self.tokenizer.decode(ids), conf, bool(g.eos), len(ids))
+                out.extend(r for r in readings if r is not None)
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+
+def load(model_dir: str | Path | None = None, **kw: Any) -> OpticalReader:
+    """The one loader: the reader of a checkpoint directory (default: the shipped model); keyword arguments
+    go to OpticalReader (device, mode, views, max_new_tokens, batch_size, ...)."""
+    d = model_dir if model_dir is not None else shipped_model_dir()
+    if d is None:
+        raise FileNotFoundError("no model is shipped under ocr_model/weights/<name>/; pass a checkpoint directory "
+                                "(written by ocr_model.weights.save_pretrained, e.g. a training run's checkpoint)")
+    if not Path(d).is_dir():
+        raise FileNotFoundError(f"model directory {d} does not exist; pass a checkpoint directory written by "
+                                "ocr_model.weights.save_pretrained")
+    return OpticalReader.from_pretrained(d, **kw)
