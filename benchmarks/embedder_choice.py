@@ -116,7 +116,7 @@ def evaluate_memory(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
     default policy), recall(decode=False, reinforce=False) so every question sees the same state."""
     import tempfile
 
-    from optimem import Memory
+    from optimem import Memory, Turn
 
     hits = {k: [] for k in ks}
     fracs = {k: [] for k in ks}
@@ -129,7 +129,7 @@ def evaluate_memory(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
             turns = []
             for _, text in conv["turns"]:
                 speaker, content = text.split(": ", 1)
-                turns.append({"role": speaker, "content": content})
+                turns.append(Turn(role=speaker, text=content))
             ids = m.add_many(turns)
             t_add += time.perf_counter() - t0
             n_turns += len(ids)

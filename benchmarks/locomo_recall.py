@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from demos.needle_in_haystack import CachingEmbedder, TextRag, _embedder, _load_reader
     from ocr_model.eval import char_precision
-    from optimem import Memory
+    from optimem import Memory, Turn
 
     torch.set_num_threads(args.threads)
     convs = load_locomo(args.locomo)[: args.conversations]
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict:
         with Memory(model=reader, embedder=emb) as m:
             tid = {}
             for dia, role, text in conv["turns"]:
-                tid[dia] = m.add({"role": role, "content": text})
+                tid[dia] = m.add(Turn(role=role, text=text))
             m.consolidate()
             st = m.stats()
             index_of = {d: i for i, (d, _, _) in enumerate(conv["turns"])}

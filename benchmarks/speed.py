@@ -132,7 +132,7 @@ def bench_model(reader: Any, turns: list[dict], repeats: int, decode_tokens: int
 
 
 def bench_add(turns: list[dict], reader: Any, chunk: int = 50) -> dict:
-    from optimem import Memory
+    from optimem import Memory, Turn
 
     rates = []
     with Memory(model=reader) as m:
@@ -140,7 +140,7 @@ def bench_add(turns: list[dict], reader: Any, chunk: int = 50) -> dict:
         for s in range(0, len(turns), chunk):
             t0 = time.perf_counter()
             for t in turns[s : s + chunk]:
-                m.add({"role": t["role"], "content": t["text"]})
+                m.add(Turn(role=t["role"], text=t["text"]))
             rates.append(len(turns[s : s + chunk]) / (time.perf_counter() - t0))
         st = m.stats()
     return {
@@ -155,7 +155,7 @@ def bench_add(turns: list[dict], reader: Any, chunk: int = 50) -> dict:
 def bench_recall(
     sizes: list[int], queries: int, model_reader: Any | None, k: int, seed: int, model_queries: int = 3
 ) -> dict:
-    from optimem import HashingEmbedder, Memory
+    from optimem import HashingEmbedder, Memory, Turn
 
     turns = conversation(max(sizes) + 2000, seed)
     emb = HashingEmbedder()
@@ -169,7 +169,7 @@ def bench_recall(
         for size in sorted(sizes):
             while m.stats().turns_archived < size:
                 batch = turns[added : added + 1000]
-                m.add_many([{"role": t["role"], "content": t["text"]} for t in batch])
+                m.add_many([Turn(role=t["role"], text=t["text"]) for t in batch])
                 added += len(batch)
             st = m.stats()
             for q in qs[:3]:
@@ -219,9 +219,9 @@ def bench_recall(
 
 
 def bench_bytes(turns: list[dict]) -> dict:
-    from optimem import Memory
+    from optimem import Memory, Turn
     from optimem.memory import PAGE_LEVELS, _png
-    from optimem.render import Turn, page_at_tier, render_turns
+    from optimem.render import page_at_tier, render_turns
 
     pages = render_turns([Turn(t["role"], t["text"], id=i) for i, t in enumerate(turns)])
     raw = sum(len(t["text"].encode("utf-8")) for t in turns)
@@ -240,7 +240,7 @@ def bench_bytes(turns: list[dict]) -> dict:
         out["png_bytes_per_turn"][tier] = sum(len(_png(im, PAGE_LEVELS)) for im in images) / len(turns)
         out["png8_bytes_per_turn"][tier] = sum(len(_png(im, 256)) for im in images) / len(turns)
     with Memory(model=InstantReader(), embedder=__import__("optimem").HashingEmbedder(), working_tokens=64) as m:
-        m.add_many([{"role": t["role"], "content": t["text"]} for t in turns])
+        m.add_many([Turn(role=t["role"], text=t["text"]) for t in turns])
         st = m.stats()
         out["store_bytes_per_turn"] = st.bytes_on_disk / len(turns)
         out["store_pages"] = dict(st.pages)

@@ -444,7 +444,7 @@ def run(args: argparse.Namespace) -> dict:
     """Run the sweep described by the parsed arguments; returns the results.json content."""
     import torch
 
-    from optimem import ForgettingPolicy, Memory
+    from optimem import ForgettingPolicy, Memory, Turn
 
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
@@ -483,7 +483,7 @@ def run(args: argparse.Namespace) -> dict:
         with Memory(model=reader, embedder=embedder, policy=policy, working_tokens=args.working_tokens) as memory:
             ids = []
             for t in turns:
-                ids.append(memory.add({"role": t["role"], "content": t["text"]}))
+                ids.append(memory.add(Turn(role=t["role"], text=t["text"])))
                 bar.update(1, f"{length // 1000}k tokens: add")
             memory.consolidate()
             st = memory.stats()

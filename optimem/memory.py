@@ -61,6 +61,7 @@ from optimem.forgetting import (
     tier_for,
     tier_rank,
 )
+from optimem.messages import message_to_turn
 from optimem.reader import PageReader, load_reader
 from optimem.render import (
     CELL_H,
@@ -77,7 +78,6 @@ from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
 __all__ = ["Memory", "DEFAULT_WORKING_TOKENS"]
 
 DEFAULT_WORKING_TOKENS = 4096
-_MESSAGE_KEYS = {"role", "content", "timestamp", "metadata", "name"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -152,29 +152,8 @@ def _as_turn(item: Any) -> Turn:
         turn = item
     elif isinstance(item, str):
         turn = Turn(role="user", text=item)
-    elif isinstance(item, Mapping):
-        extra = set(item) - _MESSAGE_KEYS
-        if extra or "role" not in item or "content" not in item:
-            raise InvalidInputError(
-                f"a message dict needs 'role' and 'content' (optional: timestamp, metadata, name); got keys "
-                f"{sorted(item)}"
-            )
-        content = item["content"]
-        if isinstance(content, list):  # OpenAI content parts: keep the text parts
-            content = "\n".join(
-                p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text"
-            )
-        if not isinstance(content, str):
-            raise InvalidInputError(
-                f"message 'content' must be a str or a list of text parts, got {type(content).__name__}"
-            )
-        meta = item.get("metadata")
-        if item.get("name") is not None:
-            meta = {**(meta or {}), "name": item["name"]}
-        try:
-            turn = Turn(role=item["role"], text=content, timestamp=item.get("timestamp"), metadata=meta)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"bad message: {e}") from e
+    elif isinstance(item, Mapping):  # an OpenAI chat message (optimem.messages)
+        turn = message_to_turn(item)
     else:
         raise InvalidInputError(
             f"a turn must be a str, a message dict {{'role': ..., 'content': ...}} or an optimem.Turn; "
