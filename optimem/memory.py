@@ -62,7 +62,8 @@ from optimem.forgetting import (
     tier_rank,
 )
 from optimem.messages import message_to_turn
-from optimem.reader import PageReader, load_reader
+from optimem.lazy_reader import lazy_reader
+from optimem.reader import PageReader
 from optimem.render import (
     CELL_H,
     MARGIN_Y,
@@ -242,7 +243,7 @@ class Memory:
         self.working_tokens = working_tokens
         self.page_levels = page_levels
         self.auto_consolidate, self.reconsolidate = auto_consolidate, reconsolidate
-        self._reader = load_reader(model)
+        self._reader = lazy_reader(model)  # the model itself loads on the first page read
         self._tmp: tempfile.TemporaryDirectory | None = None
         if path is None:
             if read_only:

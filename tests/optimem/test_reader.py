@@ -76,7 +76,7 @@ def test_cli_add_recall_stats_consolidate(tmp_path, tiny_model_dir, capsys):
     assert json.loads(capsys.readouterr().out) == {"added": [1]}
     assert main(["add", store, "--file", str(conv), *common]) == 0
     assert json.loads(capsys.readouterr().out) == {"added": [2, 3]}
-    assert main(["recall", store, "where did I park?", "-k", "2", *common]) == 0
+    assert main(["recall", store, "where did I park?", "-k", "2", "--json", *common]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and lines[0]["turn_id"] in (2, 3) and lines[0]["tier"] == "verbatim"
     assert main(["stats", store, *common]) == 0
