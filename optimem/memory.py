@@ -62,6 +62,8 @@ from optimem.forgetting import (
     tier_rank,
 )
 from optimem.messages import message_to_turn
+from optimem.multimodal import ImageContext, image_part, image_tokens
+from optimem.multimodal import check as check_provider
 from optimem.lazy_reader import lazy_reader
 from optimem.reader import PageReader
 from optimem.render import (
@@ -593,6 +595,62 @@ class Memory:
             if recent_lines:
                 parts.append("## Recent conversation\n" + "\n".join(reversed(recent_lines)))
             return "\n\n".join(parts)
+
+    def context_images(
+        self,
+        max_tokens: int = 4000,
+        *,
+        query: str | None = None,
+        k: int = 5,
+        provider: str = "openai",
+        detail: str = "low",
+    ) -> ImageContext:
+        """context() for models that read images: the pages of the recalled archived turns as image content
+        parts (provider "openai" or "anthropic"; OpenAI detail "low" or "high"), then the recent turns as
+        text, within max_tokens counted as the provider's published formula charges images
+        (optimem.multimodal) plus text tokens; pages get at most half the budget. Pages are sent as stored,
+        not read by optimem's model. Reading by those models was not measured here."""
+        check_provider(provider, detail)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
+        with self._lock:
+            self._check_open()
+            recent = self._archive.working_turns()
+            if query is None:
+                users = [r for r in recent if r.role == "user"]
+                query = (users[-1].text if users else (recent[-1].text if recent else None)) or None
+            hits = [] if query is None else [h for h in self.recall(query, k=k, decode=False) if h.tier != "verbatim"]
+            budget, pages, shown, img_tokens, page_text = max_tokens, [], set(), 0, 0
+            for h in hits:
+                for p in self._archive.pages_of(h.turn_id):
+                    if p.id in shown:
+                        continue
+                    png = self._archive.read_page(p)
+                    cost = image_tokens(Image.open(io.BytesIO(png)).size[0], provider, detail)
+                    if img_tokens + cost > max_tokens // 2:
+                        continue
+                    shown.add(p.id)
+                    pages.append(image_part(png, provider, detail))
+                    img_tokens += cost
+                    page_text += sum(t.n_tokens for t in self._archive.turns(list(p.turn_ids)).values())
+            budget -= img_tokens
+            head = (f"## Recalled memories: {len(pages)} page image(s) of earlier conversation, oldest turns "
+                    "first on each page; each turn starts with a [role #number date] header")
+            text_tokens = self._reader.count_tokens(head) if pages else 0
+            budget -= text_tokens
+            recent_lines: list[str] = []
+            for rec in reversed(recent):
+                line = f"[{rec.role} #{rec.id}] {rec.text}"
+                cost = self._reader.count_tokens(line)
+                if cost > budget:
+                    break
+                recent_lines.append(line)
+                budget -= cost
+                text_tokens += cost
+            content: list[dict[str, Any]] = [{"type": "text", "text": head}, *pages] if pages else []
+            if recent_lines:
+                content.append({"type": "text", "text": "## Recent conversation\n" + "\n".join(reversed(recent_lines))})
+            return ImageContext(provider, content, len(pages), img_tokens, page_text, text_tokens)
 
     # ----- changing what is kept
 
