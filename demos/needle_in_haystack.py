@@ -1,9 +1,9 @@
 """Needle in a haystack through optimem's Memory, side by side with a truncated window and text retrieval.
 
-    python -m demos.needle_in_haystack                  # ~30 s on a 2-core CPU with the shipped model
+    python -m demos.needle_in_haystack                  # 1-2 min on a 2-core CPU with the shipped model
     python -m demos.needle_in_haystack --model DIR      # any ocr_model checkpoint directory
     python -m demos.needle_in_haystack --full           # history lengths up to 1M tokens (hours on a CPU)
-    python -m demos.needle_in_haystack --haystack ../shared/data/locomo/locomo10.json
+    python -m demos.needle_in_haystack --haystack locomo10.json   # LoCoMo (CC BY-NC), not shipped
 
 For each history length, a long conversation (the haystack) is built, needles (facts with random values:
 "the access code for vault 7 is QX-4471-MB") are inserted at depths 0%..100% of it, and every turn is fed
@@ -402,7 +402,7 @@ def _load_reader(model: str | None, max_new_tokens: int, batch_size: int, views:
         )
     if not Path(d).is_dir():
         raise SystemExit(f"--model {d}: not a directory; pass a checkpoint directory written by save_pretrained")
-    return OpticalReader.from_pretrained(d, max_new_tokens=max_new_tokens, batch_size=batch_size, views=views), str(d)
+    return OpticalReader.from_pretrained(d, max_new_tokens=max_new_tokens, batch_size=batch_size, views=views), _shown(d)
 
 
 def _embedder(name: str) -> Any:
@@ -617,11 +617,47 @@ def run(args: argparse.Namespace) -> dict:
 # outputs
 
 
+def _shown(path: Any) -> str:
+    """A model directory as the outputs name it: relative to the repository when inside it, else its name
+    (never the machine's absolute path)."""
+    p, root = Path(path).resolve(), Path(__file__).resolve().parents[1]
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return p.name
+
+
+def verdict(results: dict) -> str:
+    """One line: did optimem hand over the exact needle, against the other systems, at what context size."""
+    s, trials = results["summary"], results["trials"]
+
+    def count(system: str) -> str:
+        rows = [t for t in trials if t["system"] == system]
+        return f"{sum(bool(t['exact']) for t in rows)}/{len(rows)}"
+
+    return (
+        f"optimem returned the exact needle in {count('optimem')} cases at "
+        f"{s['optimem']['mean_context_tokens']:.0f} tokens on average; "
+        + ", ".join(f"{x} {count(x)}" for x in SYSTEMS if x != "optimem")
+        + f" (budget {results['config']['budget_tokens']} tokens)"
+    )
+
+
+HEATMAP_LEGEND = (
+    "Heatmap: one cell per history length (x) and needle depth (y); colour = the needle's value was exact in the "
+    "context handed over (green) or not (red); 'hit'/'miss' = the needle turn was retrieved (in the window, for "
+    "truncation); optimem's letter = the tier its page sat at: V verbatim (still text), B base 1024 px, "
+    "S small 640 px, T tiny 512 px, G gist 384 px."
+)
+
+
 def write_table(results: dict, path: Path) -> str:
     s, c = results["summary"], results["config"]
     lines = [
         f"# Needle in a haystack ({len(c['lengths'])} lengths x {len(c['depths'])} depths, "
         f"budget {c['budget_tokens']} tokens, k = {c['k']})",
+        "",
+        f"**{verdict(results)}**",
         "",
         f"model `{c['model']}` (max {c['reader_max_new_tokens']} new tokens per page, glyph-head views "
         f"{c.get('reader_views') or 'own tier only'}), embedder `{c['embedder']}`, "
@@ -683,6 +719,7 @@ def write_table(results: dict, path: Path) -> str:
             f"| {st['history_tokens']:,} | {st['turns']} | {st['turns_archived']} | {shown} | "
             f"{st['visual_tokens']} | {st['archived_text_tokens_model']} | {comp} | {st['bytes_on_disk']:,} |"
         )
+    lines += ["", HEATMAP_LEGEND]
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
     return text
@@ -728,7 +765,9 @@ def write_heatmap(results: dict, path: Path) -> bool:
         "optimem tier V/B/S/T/G",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.text(0.5, 0.01, "green = value exact in context, red = not; hit/miss = needle turn retrieved; optimem tier: "
+             "V verbatim, B base 1024 px, S small 640, T tiny 512, G gist 384", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -803,6 +842,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"wrote {out / 'results.json'}, {out / 'table.md'}"
             + (f", {out / 'heatmap.png'}" if drew else " (no heatmap.png: pip install matplotlib)")
         )
+    print(verdict(results))
     return results
 
 
