@@ -5,7 +5,7 @@ Each LoCoMo conversation is its own memory: every turn is embedded as optimem em
 and a question counts as found at k when its evidence turns (the dia_ids LoCoMo lists) are among the
 top-k turns by cosine similarity. No LLM, no judge. Prints one table.
 
-    python benchmarks/embedder_choice.py --locomo ../shared/data/locomo/locomo10.json
+    python benchmarks/embedder_choice.py --locomo path/to/locomo10.json
 
 LoCoMo is CC BY-NC 4.0: read it from where it lies, never copy it into the repository.
 """

@@ -1,6 +1,6 @@
 """LoCoMo through Memory: recall@1/5/10 of evidence turns, and how well archived evidence reads back.
 
-    python benchmarks/locomo_recall.py --locomo ../shared/data/locomo/locomo10.json [--model DIR]
+    python benchmarks/locomo_recall.py --locomo path/to/locomo10.json [--model DIR]
         [--conversations 10] [--decode 40] [--json locomo.json]
 
 LoCoMo (CC BY-NC; evaluation only, never training) is 10 long two-person conversations with questions whose
