@@ -1,6 +1,6 @@
 """Needle in a haystack through optimem's Memory, side by side with a truncated window and text retrieval.
 
-    python -m demos.needle_in_haystack                  # 1-2 min on a 2-core CPU with the shipped model
+    python -m demos.needle_in_haystack                  # 81-393 s on 2 shared CPU cores (README)
     python -m demos.needle_in_haystack --model DIR      # any ocr_model checkpoint directory
     python -m demos.needle_in_haystack --full           # history lengths up to 1M tokens (hours on a CPU)
     python -m demos.needle_in_haystack --haystack locomo10.json   # LoCoMo (CC BY-NC), not shipped

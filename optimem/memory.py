@@ -18,6 +18,9 @@ How a turn flows:
               tier (render.page_at_tier of the archived image), turns below forget_below are forgotten
               (their rows on the page painted white, their vectors deleted). Runs after every page-out
               unless auto_consolidate=False.
+
+Messages are OpenAI chat messages or Turns (optimem.messages); the OCR model loads on the first page read
+(optimem.lazy_reader); context_images hands recalled pages to models that read images (optimem.multimodal).
 """
 
 from __future__ import annotations
@@ -61,10 +64,10 @@ from optimem.forgetting import (
     tier_for,
     tier_rank,
 )
+from optimem.lazy_reader import lazy_reader
 from optimem.messages import message_to_turn
 from optimem.multimodal import ImageContext, image_part, image_tokens
 from optimem.multimodal import check as check_provider
-from optimem.lazy_reader import lazy_reader
 from optimem.reader import PageReader
 from optimem.render import (
     CELL_H,
