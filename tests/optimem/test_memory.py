@@ -386,9 +386,11 @@ def test_temporary_memory_is_deleted_on_close(oracle, embedder):
 
 
 def test_no_model_and_none_shipped_says_how_to_pass_one(monkeypatch, tmp_path, embedder):
+    import optimem.lazy_reader as lazy_module
     import optimem.reader as reader_module
 
     monkeypatch.setattr(reader_module, "shipped_model_dir", lambda: None)
+    monkeypatch.setattr(lazy_module, "_shipped_dir", lambda: None)  # Memory looks without importing torch
     with pytest.raises(ModelNotFoundError, match="model="):
         Memory(tmp_path / "s", embedder=embedder)
     with pytest.raises(ModelNotFoundError, match="does not exist"):
