@@ -5,7 +5,7 @@ Each LoCoMo conversation is its own memory: every turn is embedded as optimem em
 and a question counts as found at k when its evidence turns (the dia_ids LoCoMo lists) are among the
 top-k turns by cosine similarity. No LLM, no judge. Prints one table.
 
-    python benchmarks/embedder_choice.py --locomo ../shared/data/locomo/locomo10.json
+    python benchmarks/embedder_choice.py --locomo path/to/locomo10.json
 
 LoCoMo is CC BY-NC 4.0: read it from where it lies, never copy it into the repository.
 """
@@ -116,7 +116,7 @@ def evaluate_memory(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
     default policy), recall(decode=False, reinforce=False) so every question sees the same state."""
     import tempfile
 
-    from optimem import Memory
+    from optimem import Memory, Turn
 
     hits = {k: [] for k in ks}
     fracs = {k: [] for k in ks}
@@ -124,12 +124,12 @@ def evaluate_memory(embedder, convs: list[dict], ks: tuple[int, ...]) -> dict:
     n_turns, t_add, visual, text_tokens = 0, 0.0, 0, 0
     pages: dict[str, int] = {}
     for conv in convs:
-        with tempfile.TemporaryDirectory() as d, Memory(d + "/store", model=_CountingReader(), embedder=embedder) as m:
+        with tempfile.TemporaryDirectory() as d, Memory(d + "/store", model=_CountingReader(), embedder=embedder, verify=False) as m:
             t0 = time.perf_counter()
             turns = []
             for _, text in conv["turns"]:
                 speaker, content = text.split(": ", 1)
-                turns.append({"role": speaker, "content": content})
+                turns.append(Turn(role=speaker, text=content))
             ids = m.add_many(turns)
             t_add += time.perf_counter() - t0
             n_turns += len(ids)

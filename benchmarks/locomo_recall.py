@@ -1,6 +1,6 @@
 """LoCoMo through Memory: recall@1/5/10 of evidence turns, and how well archived evidence reads back.
 
-    python benchmarks/locomo_recall.py --locomo ../shared/data/locomo/locomo10.json [--model DIR]
+    python benchmarks/locomo_recall.py --locomo path/to/locomo10.json [--model DIR]
         [--conversations 10] [--decode 40] [--json locomo.json]
 
 LoCoMo (CC BY-NC; evaluation only, never training) is 10 long two-person conversations with questions whose
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from demos.needle_in_haystack import CachingEmbedder, TextRag, _embedder, load_reader
     from ocr_model.eval import char_precision
-    from optimem import Memory
+    from optimem import Memory, Turn
 
     torch.set_num_threads(args.threads)
     convs = load_locomo(args.locomo)[: args.conversations]
@@ -86,10 +86,10 @@ def run(args: argparse.Namespace) -> dict:
     t_start = time.time()
     for ci, conv in enumerate(convs):
         t0 = time.time()
-        with Memory(model=reader, embedder=emb) as m:
+        with Memory(model=reader, embedder=emb, verify=False) as m:  # retrieval; read-back below
             tid = {}
             for dia, role, text in conv["turns"]:
-                tid[dia] = m.add({"role": role, "content": text})
+                tid[dia] = m.add(Turn(role=role, text=text))
             m.consolidate()
             st = m.stats()
             index_of = {d: i for i, (d, _, _) in enumerate(conv["turns"])}

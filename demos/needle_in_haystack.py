@@ -1,9 +1,9 @@
 """Needle in a haystack through optimem's Memory, side by side with a truncated window and text retrieval.
 
-    python -m demos.needle_in_haystack                  # ~30 s on a 2-core CPU with the shipped model
+    python -m demos.needle_in_haystack                  # 81-393 s on 2 shared CPU cores (README)
     python -m demos.needle_in_haystack --model DIR      # any ocr_model checkpoint directory
     python -m demos.needle_in_haystack --full           # history lengths up to 1M tokens (hours on a CPU)
-    python -m demos.needle_in_haystack --haystack ../shared/data/locomo/locomo10.json
+    python -m demos.needle_in_haystack --haystack locomo10.json   # LoCoMo (CC BY-NC), not shipped
 
 For each history length, a long conversation (the haystack) is built, needles (facts with random values:
 "the access code for vault 7 is QX-4471-MB") are inserted at depths 0%..100% of it, and every turn is fed
@@ -399,7 +399,7 @@ def load_reader(model: str | None, max_new_tokens: int, batch_size: int, views: 
         reader = load(model, max_new_tokens=max_new_tokens, batch_size=batch_size, views=views)
     except FileNotFoundError as e:
         raise SystemExit(f"--model: {e}") from None
-    return reader, str(model or shipped_model_dir())
+    return reader, _shown(model or shipped_model_dir())
 
 
 def _embedder(name: str) -> Any:
@@ -441,7 +441,7 @@ def run(args: argparse.Namespace) -> dict:
     """Run the sweep described by the parsed arguments; returns the results.json content."""
     import torch
 
-    from optimem import ForgettingPolicy, Memory
+    from optimem import ForgettingPolicy, Memory, Turn
 
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
@@ -477,10 +477,11 @@ def run(args: argparse.Namespace) -> dict:
         transcript = [f"{t['role']}: {t['text']}" for t in turns]
         rag = TextRag(turns, embedder)
         t0 = time.time()
-        with Memory(model=reader, embedder=embedder, policy=policy, working_tokens=args.working_tokens) as memory:
+        with Memory(model=reader, embedder=embedder, policy=policy, working_tokens=args.working_tokens,
+                    verify=not args.no_verify) as memory:
             ids = []
             for t in turns:
-                ids.append(memory.add({"role": t["role"], "content": t["text"]}))
+                ids.append(memory.add(Turn(role=t["role"], text=t["text"])))
                 bar.update(1, f"{length // 1000}k tokens: add")
             memory.consolidate()
             st = memory.stats()
@@ -614,11 +615,47 @@ def run(args: argparse.Namespace) -> dict:
 # outputs
 
 
+def _shown(path: Any) -> str:
+    """A model directory as the outputs name it: relative to the repository when inside it, else its name
+    (never the machine's absolute path)."""
+    p, root = Path(path).resolve(), Path(__file__).resolve().parents[1]
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return p.name
+
+
+def verdict(results: dict) -> str:
+    """One line: did optimem hand over the exact needle, against the other systems, at what context size."""
+    s, trials = results["summary"], results["trials"]
+
+    def count(system: str) -> str:
+        rows = [t for t in trials if t["system"] == system]
+        return f"{sum(bool(t['exact']) for t in rows)}/{len(rows)}"
+
+    return (
+        f"optimem returned the exact needle in {count('optimem')} cases at "
+        f"{s['optimem']['mean_context_tokens']:.0f} tokens on average; "
+        + ", ".join(f"{x} {count(x)}" for x in SYSTEMS if x != "optimem")
+        + f" (budget {results['config']['budget_tokens']} tokens)"
+    )
+
+
+HEATMAP_LEGEND = (
+    "Heatmap: one cell per history length (x) and needle depth (y); colour = the needle's value was exact in the "
+    "context handed over (green) or not (red); 'hit'/'miss' = the needle turn was retrieved (in the window, for "
+    "truncation); optimem's letter = the tier its page sat at: V verbatim (still text), B base 1024 px, "
+    "S small 640 px, T tiny 512 px, G gist 384 px."
+)
+
+
 def write_table(results: dict, path: Path) -> str:
     s, c = results["summary"], results["config"]
     lines = [
         f"# Needle in a haystack ({len(c['lengths'])} lengths x {len(c['depths'])} depths, "
         f"budget {c['budget_tokens']} tokens, k = {c['k']})",
+        "",
+        f"**{verdict(results)}**",
         "",
         f"model `{c['model']}` (max {c['reader_max_new_tokens']} new tokens per page, glyph-head views "
         f"{c.get('reader_views') or 'own tier only'}), embedder `{c['embedder']}`, "
@@ -680,6 +717,7 @@ def write_table(results: dict, path: Path) -> str:
             f"| {st['history_tokens']:,} | {st['turns']} | {st['turns_archived']} | {shown} | "
             f"{st['visual_tokens']} | {st['archived_text_tokens_model']} | {comp} | {st['bytes_on_disk']:,} |"
         )
+    lines += ["", HEATMAP_LEGEND]
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
     return text
@@ -725,7 +763,9 @@ def write_heatmap(results: dict, path: Path) -> bool:
         "optimem tier V/B/S/T/G",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.text(0.5, 0.01, "green = value exact in context, red = not; hit/miss = needle turn retrieved; optimem tier: "
+             "V verbatim, B base 1024 px, S small 640, T tiny 512, G gist 384", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -783,6 +823,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0, help="haystack and needle seed")
+    ap.add_argument("--no-verify", action="store_true",
+                    help="page out without reading pages back (Memory(verify=False)); the default verifies")
     ap.add_argument("--out", default="niah_out", help="output directory")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
@@ -800,6 +842,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"wrote {out / 'results.json'}, {out / 'table.md'}"
             + (f", {out / 'heatmap.png'}" if drew else " (no heatmap.png: pip install matplotlib)")
         )
+    print(verdict(results))
     return results
 
 

@@ -25,8 +25,8 @@ from .errors import (
 )
 from .forgetting import ForgettingPolicy
 from .memory import Memory
-from .reader import OpticalReader, PageReader, Reading
-from ocr_model.page import Page, Turn, page_at_tier, render_plain, render_plain_page, render_turns
+from .reader import PageReader, Reading
+from ocr_model.page import Turn
 from .types import ConsolidationReport, Recollection, Stats, TurnId
 
 __version__ = "0.1.0"
@@ -45,7 +45,6 @@ __all__ = [
     "MiniLMEmbedder",
     "HashingEmbedder",
     "PageReader",
-    "OpticalReader",
     "Reading",
     # errors
     "OptimemError",
@@ -60,12 +59,7 @@ __all__ = [
     "EmbedderError",
     "ModelError",
     "ModelNotFoundError",
-    # renderer
-    "Page",
+    # the turn type add() takes (the page format itself: ocr_model.page; the model's reader: ocr_model.reader)
     "Turn",
-    "page_at_tier",
-    "render_plain",
-    "render_plain_page",
-    "render_turns",
     "__version__",
 ]

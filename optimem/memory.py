@@ -18,6 +18,9 @@ How a turn flows:
               tier (render.page_at_tier of the archived image), turns below forget_below are forgotten
               (their rows on the page painted white, their vectors deleted). Runs after every page-out
               unless auto_consolidate=False.
+
+Messages are OpenAI chat messages or Turns (optimem.messages); the OCR model loads on the first page read
+(optimem.lazy_reader); context_images hands recalled pages to models that read images (optimem.multimodal).
 """
 
 from __future__ import annotations
@@ -61,8 +64,12 @@ from optimem.forgetting import (
     tier_for,
     tier_rank,
 )
+from optimem.lazy_reader import lazy_reader
+from optimem.messages import message_to_turn
+from optimem.multimodal import ImageContext, image_part, image_tokens
+from optimem.multimodal import check as check_provider
 from optimem.pageout import TurnCheck, char_precision, draw_verified, read_turn_texts, unescape_for
-from optimem.reader import PageReader, load_reader
+from optimem.reader import PageReader
 from ocr_model.page import COLS, ROWS, Layout, Turn, cells_used, page_at_tier, render_turns
 from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact
 from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
@@ -70,7 +77,6 @@ from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
 __all__ = ["Memory", "DEFAULT_WORKING_TOKENS"]
 
 DEFAULT_WORKING_TOKENS = 4096
-_MESSAGE_KEYS = {"role", "content", "timestamp", "metadata", "name"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -109,29 +115,8 @@ def _as_turn(item: Any) -> Turn:
         turn = item
     elif isinstance(item, str):
         turn = Turn(role="user", text=item)
-    elif isinstance(item, Mapping):
-        extra = set(item) - _MESSAGE_KEYS
-        if extra or "role" not in item or "content" not in item:
-            raise InvalidInputError(
-                f"a message dict needs 'role' and 'content' (optional: timestamp, metadata, name); got keys "
-                f"{sorted(item)}"
-            )
-        content = item["content"]
-        if isinstance(content, list):  # OpenAI content parts: keep the text parts
-            content = "\n".join(
-                p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text"
-            )
-        if not isinstance(content, str):
-            raise InvalidInputError(
-                f"message 'content' must be a str or a list of text parts, got {type(content).__name__}"
-            )
-        meta = item.get("metadata")
-        if item.get("name") is not None:
-            meta = {**(meta or {}), "name": item["name"]}
-        try:
-            turn = Turn(role=item["role"], text=content, timestamp=item.get("timestamp"), metadata=meta)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"bad message: {e}") from e
+    elif isinstance(item, Mapping):  # an OpenAI chat message (optimem.messages)
+        turn = message_to_turn(item)
     else:
         raise InvalidInputError(
             f"a turn must be a str, a message dict {{'role': ..., 'content': ...}} or an optimem.Turn; "
@@ -232,7 +217,7 @@ class Memory:
         self.verify, self.keep_recent = bool(verify), keep_recent
         self._unarchivable: set[int] = set()
         self.auto_consolidate, self.reconsolidate = auto_consolidate, reconsolidate
-        self._reader = load_reader(model)
+        self._reader = lazy_reader(model)  # the model itself loads on the first page read
         self._tmp: tempfile.TemporaryDirectory | None = None
         if path is None:
             if read_only:
@@ -611,6 +596,62 @@ class Memory:
             if recent_lines:
                 parts.append("## Recent conversation\n" + "\n".join(reversed(recent_lines)))
             return "\n\n".join(parts)
+
+    def context_images(
+        self,
+        max_tokens: int = 4000,
+        *,
+        query: str | None = None,
+        k: int = 5,
+        provider: str = "openai",
+        detail: str = "low",
+    ) -> ImageContext:
+        """context() for models that read images: the pages of the recalled archived turns as image content
+        parts (provider "openai" or "anthropic"; OpenAI detail "low" or "high"), then the recent turns as
+        text, within max_tokens counted as the provider's published formula charges images
+        (optimem.multimodal) plus text tokens; pages get at most half the budget. Pages are sent as stored,
+        not read by optimem's model. Reading by those models was not measured here."""
+        check_provider(provider, detail)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
+        with self._lock:
+            self._check_open()
+            recent = self._archive.working_turns()
+            if query is None:
+                users = [r for r in recent if r.role == "user"]
+                query = (users[-1].text if users else (recent[-1].text if recent else None)) or None
+            hits = [] if query is None else [h for h in self.recall(query, k=k, decode=False) if h.tier != "verbatim"]
+            budget, pages, shown, img_tokens, page_text = max_tokens, [], set(), 0, 0
+            for h in hits:
+                for p in self._archive.pages_of(h.turn_id):
+                    if p.id in shown:
+                        continue
+                    png = self._archive.read_page(p)
+                    cost = image_tokens(Image.open(io.BytesIO(png)).size[0], provider, detail)
+                    if img_tokens + cost > max_tokens // 2:
+                        continue
+                    shown.add(p.id)
+                    pages.append(image_part(png, provider, detail))
+                    img_tokens += cost
+                    page_text += sum(t.n_tokens for t in self._archive.turns(list(p.turn_ids)).values())
+            budget -= img_tokens
+            head = (f"## Recalled memories: {len(pages)} page image(s) of earlier conversation, oldest turns "
+                    "first on each page; each turn starts with a [role #number date] header")
+            text_tokens = self._reader.count_tokens(head) if pages else 0
+            budget -= text_tokens
+            recent_lines: list[str] = []
+            for rec in reversed(recent):
+                line = f"[{rec.role} #{rec.id}] {rec.text}"
+                cost = self._reader.count_tokens(line)
+                if cost > budget:
+                    break
+                recent_lines.append(line)
+                budget -= cost
+                text_tokens += cost
+            content: list[dict[str, Any]] = [{"type": "text", "text": head}, *pages] if pages else []
+            if recent_lines:
+                content.append({"type": "text", "text": "## Recent conversation\n" + "\n".join(reversed(recent_lines))})
+            return ImageContext(provider, content, len(pages), img_tokens, page_text, text_tokens)
 
     # ----- changing what is kept
 

@@ -118,6 +118,7 @@ def _run(tmp_path, model_dir, *extra):
         "--threads",
         "1",
         "--quiet",
+        "--no-verify",  # a random-weight model reads nothing back: verified page-out would keep every turn
         "--out",
         str(out),
         *extra,
@@ -153,6 +154,13 @@ def test_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir):
         assert not (out / "heatmap.png").exists()
     table = (out / "table.md").read_text()
     assert all(s in table for s in niah.SYSTEMS)
+    n_exact = {x: sum(bool(t["exact"]) for t in saved["trials"] if t["system"] == x) for x in niah.SYSTEMS}
+    line = niah.verdict(saved)
+    assert line.startswith(f"optimem returned the exact needle in {n_exact['optimem']}/4 cases at ")
+    assert f"truncation {n_exact['truncation']}/4" in line and line in table
+    assert "V verbatim" in table  # the heatmap's legend
+    assert saved["config"]["model"] == tiny_model_dir.name  # outside the repository: its name, not the path
+    assert str(tmp_path) not in table
 
 
 def test_a_budget_over_the_history_lets_truncation_see_everything(tmp_path, tiny_model_dir):

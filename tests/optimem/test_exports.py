@@ -16,7 +16,6 @@ EXPECTED = {
     "MiniLMEmbedder",
     "HashingEmbedder",
     "PageReader",
-    "OpticalReader",
     "Reading",
     "OptimemError",
     "InvalidInputError",
@@ -30,12 +29,7 @@ EXPECTED = {
     "EmbedderError",
     "ModelError",
     "ModelNotFoundError",
-    "Page",
     "Turn",
-    "page_at_tier",
-    "render_plain",
-    "render_plain_page",
-    "render_turns",
     "__version__",
 }
 

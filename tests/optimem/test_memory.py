@@ -34,7 +34,7 @@ def test_add_accepts_str_message_and_turn(make_memory):
     d = m.add({"role": "user", "content": "hi", "name": "ann", "metadata": {"mood": "ok"}})
     assert [a, b, c, d] == sorted({a, b, c, d})
     assert m.get(a).role == "user" and m.get(a).text == "plain text is a user turn"
-    assert m.get(b).text == "part one" and m.get(b).tier == "verbatim" and m.get(b).confidence == 1.0
+    assert m.get(b).text == "part one\n[image]" and m.get(b).tier == "verbatim" and m.get(b).confidence == 1.0
     assert m.get(c).timestamp == 1_700_000_000.0 and m.get(c).metadata == {"tool": "calc"}
     assert m.get(d).metadata == {"mood": "ok", "name": "ann"}
 
@@ -393,9 +393,11 @@ def test_temporary_memory_is_deleted_on_close(oracle, embedder):
 
 
 def test_no_model_and_none_shipped_says_how_to_pass_one(monkeypatch, tmp_path, embedder):
+    import optimem.lazy_reader as lazy_module
     import optimem.reader as reader_module
 
     monkeypatch.setattr(reader_module, "shipped_model_dir", lambda: None)
+    monkeypatch.setattr(lazy_module, "_shipped_dir", lambda: None)  # Memory looks without importing torch
     with pytest.raises(ModelNotFoundError, match="model="):
         Memory(tmp_path / "s", embedder=embedder)
     with pytest.raises(ModelNotFoundError, match="does not exist"):
