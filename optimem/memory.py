@@ -9,7 +9,7 @@ How a turn flows:
               working memory, durably, before add returns
   overflow -> when the working memory passes `working_tokens`, its oldest turns (down to half the budget)
               are rendered to pages (optimem.render), stored as PNG (16 greys) at the policy's top tier, and their
-              text is deleted from the store (optimem.archive); their vectors stay
+              text is deleted from the store (optimem.store); their vectors stay
   recall   -> the query is embedded, FAISS finds candidate turns, score = similarity combined with
               retention (optimem.forgetting), archived winners are read back from their pages by the
               model (optimem.reader) and cut out with the layout map (render.split_decoded). Decoded
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from optimem.archive import HNSW_THRESHOLD, Archive, PageRecord, TurnRecord
+from optimem.store import HNSW_THRESHOLD, Archive, NewPage, NewTurn, PageRecord, RecallUpdate, TurnRecord
 from optimem.embed import (
     Embedder,
     check_vectors,
@@ -284,7 +284,8 @@ class Memory:
 
     def _resolve_embedder(self, embedder: Embedder | None) -> Embedder:
         try:
-            name, dim = self._archive.namespace_info()
+            info = self._archive.namespace_info()
+            name, dim = info.embedder, info.dim
         except NotFoundError:
             name = dim = None
         if embedder is None:
@@ -367,7 +368,7 @@ class Memory:
             for t in parsed:
                 ts = float(t.timestamp) if t.timestamp is not None else now
                 meta = json.dumps(dict(t.metadata), sort_keys=True, ensure_ascii=False) if t.metadata else None
-                rows.append((t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
+                rows.append(NewTurn(t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
                 chunks = chunk_text(t.text)
                 chunk_texts += [f"{t.role}: {c}" for c in chunks]
                 counts.append(len(chunks))
@@ -397,7 +398,7 @@ class Memory:
         payload = []
         for page in pages:
             ids = list(dict.fromkeys(s.turn_id for s in page.layout.segments))
-            payload.append((_png(page_at_tier(page.image, tier), self.page_levels), _layout_to_json(page.layout), ids))
+            payload.append(NewPage(_png(page_at_tier(page.image, tier), self.page_levels), _layout_to_json(page.layout), tuple(ids)))
         del pages, turns, out  # the text leaves RAM with them (as far as Python lets us)
         self._archive.page_out(payload, tier=tier)
         if self.auto_consolidate:
@@ -444,11 +445,11 @@ class Memory:
             self._check_open()
             qv = check_vectors(self._embedder.embed_queries([query]), 1, self._embedder)[0]
             cands = self._archive.search(qv, max(4 * k, 32))
-            recs = self._archive.turns([tid for tid, _ in cands])
+            recs = self._archive.turns([c.turn_id for c in cands])
             seq, t = self._now(now)
             scored = []
-            for tid, sim in cands:
-                rec = recs.get(tid)
+            for c in cands:
+                rec, sim = recs.get(c.turn_id), c.similarity
                 if rec is None or rec.state == "forgotten":
                     continue
                 r = self._retention(rec, seq, t)
@@ -466,7 +467,7 @@ class Memory:
             if reinforce and not self._archive.read_only:
                 self._archive.record_recalls(
                     [
-                        (rec.id, r, rec.strength if rec.pinned else strengthen(rec.strength, r, self.policy))
+                        RecallUpdate(rec.id, r, rec.strength if rec.pinned else strengthen(rec.strength, r, self.policy))
                         for _, _, r, rec in top
                     ],
                     now=t,
@@ -728,20 +729,20 @@ class Memory:
             s = self._archive.stats()
             return Stats(
                 namespace=self.namespace,
-                turns_verbatim=s["turns"]["verbatim"],
-                turns_archived=s["turns"]["archived"],
-                turns_forgotten=s["turns"]["forgotten"],
-                working_tokens=s["working_tokens"],
-                pages=s["pages"],
-                visual_tokens=s["visual_tokens"],
-                archived_text_tokens=s["archived_text_tokens"],
-                vectors=s["vectors"],
-                index_kind=self._archive.index_kind,
-                bytes_on_disk=s["bytes_on_disk"],
+                turns_verbatim=s.turns["verbatim"],
+                turns_archived=s.turns["archived"],
+                turns_forgotten=s.turns["forgotten"],
+                working_tokens=s.working_tokens,
+                pages=s.pages,
+                visual_tokens=s.visual_tokens,
+                archived_text_tokens=s.archived_text_tokens,
+                vectors=s.vectors,
+                index_kind=s.index_kind,
+                bytes_on_disk=s.bytes_on_disk,
             )
 
     def events(self, *, turn_id: TurnId | None = None, limit: int | None = None) -> list:
-        """The audit log (optimem.archive.Event): every add, page-out, recall, tier change, pin, forget."""
+        """The audit log (optimem.store.Event): every add, page-out, recall, tier change, pin, forget."""
         with self._lock:
             self._check_open()
             return self._archive.events(turn_id=turn_id, limit=limit)

@@ -1,0 +1,116 @@
+"""Files of the store directory: atomic writes, the writer's lock, the manifest, sizes on disk.
+
+  atomic_write(path, data)   temp file + fsync + rename + fsync of the folder: a crash leaves the old file
+                             or the new one, never a torn one
+  StoreLock                  flock() on <store>/lock, held by the one process that writes; holds its pid
+  read_manifest / write_manifest   <store>/manifest.json: {"format": "optimem-store", "format_version": N}
+  dir_bytes(root)            bytes of the files under root (files that vanish while we walk are skipped)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from optimem.errors import StoreFormatError, StoreLockedError
+
+__all__ = ["MANIFEST", "DB_FILE", "LOCK_FILE", "atomic_write", "fsync_dir", "dir_bytes", "StoreLock",
+           "read_manifest", "write_manifest"]
+
+MANIFEST, DB_FILE, LOCK_FILE = "manifest.json", "optimem.sqlite3", "lock"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def dir_bytes(root: Path) -> int:
+    """Bytes of the files under root. A writer in another process may rename or delete a temp file while we
+    walk: such a file is skipped, not an error."""
+    total = 0
+    for f in root.rglob("*"):
+        try:
+            if f.is_file():
+                total += f.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path so that a crash leaves either the old file or the new one, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class StoreLock:
+    """The writer's exclusive flock() on <store>/lock. The file holds the holder's pid for error messages."""
+
+    def __init__(self, store: Path, timeout: float) -> None:
+        fd = os.open(store / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    try:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    finally:
+                        os.close(fd)
+                    where = (
+                        "this process (another Memory or Archive)"
+                        if holder == str(os.getpid())
+                        else (f"another process (pid {holder})")
+                    )
+                    raise StoreLockedError(
+                        f"the store {store} is open for writing in {where}; waited {timeout:g} s. Close it "
+                        "there, pass a larger lock_timeout, or open with read_only=True"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_manifest(store: Path, version: int, **extra: Any) -> None:
+    info = {"format": "optimem-store", "format_version": version, "created": time.time(), **extra}
+    atomic_write(store / MANIFEST, json.dumps(info, indent=2).encode())
+
+
+def read_manifest(store: Path, newest: int) -> dict[str, Any]:
+    """The manifest as a dict; StoreFormatError if it is unreadable, not ours, or newer than `newest`."""
+    manifest = store / MANIFEST
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StoreFormatError(f"cannot read {manifest}: {e}; the store is damaged or not an optimem store") from e
+    if not isinstance(info, dict) or info.get("format") != "optimem-store":
+        raise StoreFormatError(f"{manifest} does not describe an optimem store")
+    version = info.get("format_version")
+    if not isinstance(version, int) or version > newest:
+        raise StoreFormatError(
+            f"{store} uses store format {version!r}, this optimem reads up to {newest}; upgrade optimem"
+        )
+    return info
