@@ -19,6 +19,8 @@ class Recollection:
     verbatim turn, the reader's confidence for a decoded one (the geometric mean of the model's token
     probabilities over the page, see optimem.reader), None when not decoded.
     score and similarity are None for get().
+    damaged: the turn's page is missing, altered or unreadable (optimem.PageDamagedError says which);
+    then text and confidence are None. Only recall() returns such turns; get() raises.
     """
 
     turn_id: TurnId
@@ -35,6 +37,7 @@ class Recollection:
     timestamp: float
     pinned: bool
     metadata: Mapping[str, Any] | None
+    damaged: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,4 @@ class ConsolidationReport:
     pages_downgraded: Mapping[str, int]  # "base->small": n, ...
     turns_forgotten: tuple[TurnId, ...]
     pages_deleted: int
+    pages_damaged: tuple[int, ...] = ()  # page ids skipped because their files are damaged (see Memory.check)

@@ -5,6 +5,7 @@
     files.py     atomic writes, the writer's lock, the manifest
     schema.py    the SQLite schema and connections
     vectors.py   VectorIndex: the FAISS index of a namespace
+    check.py     `optimem check`: verify a namespace, repair what can be repaired
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from optimem.store.archive import FORMAT_VERSION, Archive, validate_namespace
 from optimem.store.records import (
     ArchiveStats,
+    CheckReport,
+    DamagedPage,
     Event,
     NamespaceInfo,
     NewPage,
@@ -28,6 +31,8 @@ __all__ = [
     "HNSW_THRESHOLD",
     "Archive",
     "ArchiveStats",
+    "CheckReport",
+    "DamagedPage",
     "Event",
     "NamespaceInfo",
     "NewPage",

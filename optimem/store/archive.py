@@ -1,50 +1,69 @@
-"""The store: a directory that holds everything a Memory knows, safe against crashes and other processes.
+"""The store: a directory that holds everything a Memory knows, safe against crashes, damaged files and
+hostile copies.
 
     <store>/
-      manifest.json          {"format": "optimem-store", "format_version": 1, ...}, written once, atomically
+      manifest.json          {"format": "optimem-store", "format_version": 2, "store_id": ...}: written
+                             last when a store is created, so a store without one was never finished
       lock                   flock()ed by the one process that writes; holds its pid for error messages
-      optimem.sqlite3        SQLite in WAL mode: namespaces, turns, working (text of verbatim turns only),
-                             pages, turn_pages, vectors (float32 blobs), events (the audit log)
-      index/<ns>.faiss       FAISS IndexIDMap2 (exact inner product, or HNSW above `hnsw_threshold`
-      index/<ns>.json        vectors), written temp + rename; rebuilt from SQLite when missing or stale
-      pages/<ns>/<uuid>.png  page images at their current tier, written temp + fsync + rename
+      optimem.sqlite3        SQLite in WAL mode (optimem.store.schema); its meta.store_id must equal the
+                             manifest's, else the database belongs to another store and nothing is touched
+      index/<ns>-<h>.faiss   the namespace's FAISS index (a cache: its SHA-256 and generation are in SQLite;
+                             rebuilt from the vectors when missing, stale or not matching)
+      pages/<ns>-<h>/<uuid>.png   page images at their current tier; <h> = 8 hex digits of SHA-256(ns), so
+                             namespaces that differ only in case get different folders on any filesystem
+      quarantine/<time>/     files `optimem check --repair` moved out of the way (never deleted)
 
 Raw text lives only in the `working` table, for turns that are still verbatim. Paging a turn out deletes
 its row with `PRAGMA secure_delete=ON` (SQLite zeroes the freed bytes) and then checkpoints the WAL with
 TRUNCATE, so the text leaves every file of the store. The event log and the metadata never hold turn
 text. Nothing is pickled: JSON, PNG, float32 blobs and FAISS's own format.
 
-Every write is one SQLite transaction committed with synchronous=FULL before the call returns, so a
-`kill -9` loses nothing that returned. Page files are written before the transaction that references
-them and deleted after the one that drops them; orphans left by a crash are removed at the next open.
+Durability and integrity:
+  - Every write is one SQLite transaction committed with synchronous=FULL before the call returns, so a
+    `kill -9` loses nothing that returned, and a call that raises has committed nothing.
+  - A page file's name is committed to `pending_files` before the file is written, and its SHA-256 with
+    the transaction that points at it; a file a transaction drops goes to `dead_files` in that
+    transaction and is deleted after it. The sweep at open deletes only files those two tables name and
+    no page references: nothing else is ever deleted (`optimem check --repair` quarantines the rest).
+  - Every page read is checked against its SHA-256, and every path read from the database is resolved and
+    refused unless it lies inside the store (optimem.store.files.confine): PageDamagedError, for that page.
+  - The writer's lock is taken before anything is written; a store whose creation was interrupted (no
+    manifest yet) is created again on the next open.
+  - I/O and SQLite errors become optimem errors (StoreFullError, StoreError, StoreFormatError).
 
 One Archive is bound to one namespace: every query filters on it, and each namespace has its own
 FAISS index, so one namespace's recall cannot see another's turns. The archive knows nothing about
 rendering or models: it stores bytes, vectors and the records of optimem.store.records that
 `optimem.memory` computes. Its parts: records.py (the typed records), files.py (atomic writes, lock,
-manifest), schema.py (SQLite), vectors.py (FAISS).
+manifest, confinement, error mapping), schema.py (SQLite and its migrations), vectors.py (FAISS),
+check.py (`optimem check`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
 import re
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from optimem.errors import (
     EmbedderError,
+    InvalidInputError,
     InvalidNamespaceError,
     NotFoundError,
+    OptimemError,
+    PageDamagedError,
     ReadOnlyError,
     StoreClosedError,
     StoreFormatError,
@@ -54,10 +73,14 @@ from optimem.store.files import (
     DB_FILE,
     LOCK_FILE,
     MANIFEST,
+    QUARANTINE,
     StoreLock,
     atomic_write,
+    confine,
     dir_bytes,
     read_manifest,
+    sha256,
+    storage_error,
     write_manifest,
 )
 from optimem.store.records import (
@@ -71,12 +94,41 @@ from optimem.store.records import (
     SearchHit,
     TurnRecord,
 )
-from optimem.store.schema import connect
+from optimem.store.schema import connect, get_meta, migrate, schema_version, set_meta
 from optimem.store.vectors import HNSW_THRESHOLD, VectorIndex
 
-__all__ = ["FORMAT_VERSION", "Archive", "validate_namespace"]
+__all__ = ["FORMAT_VERSION", "Archive", "validate_namespace", "folder_of"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: optimem 0.1 (no store id, no hashes); opened for writing, it is upgraded in place
+_DB_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal")
+_TMP = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # atomic_write's temp files
+MAX_ID = 2**63 - 1
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guard(doing: str) -> Callable[[F], F]:
+    """Turn the OSError / sqlite3.Error a store method hits into the optimem error that says what to do."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(self: Archive, *args: Any, **kw: Any) -> Any:
+            try:
+                return fn(self, *args, **kw)
+            except OptimemError:
+                raise
+            except (OSError, sqlite3.Error) as e:
+                raise storage_error(e, self.path, doing) from e
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+def folder_of(namespace: str) -> str:
+    """The page / index folder name of a namespace: distinct for names that differ only in case."""
+    return f"{namespace}-{sha256(namespace.encode())[:8]}"
+
+
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -122,13 +174,14 @@ class Archive:
     def __init__(self) -> None:  # use Archive.open
         self.path: Path
         self.namespace: str
-        self.read_only: bool
+        self.read_only: bool = True
         self._db: sqlite3.Connection | None = None
         self._lock: StoreLock | None = None
         self._mutex = threading.RLock()
         self._index: VectorIndex | None = None
         self._index_gen = -1  # vec_gen the in-RAM index reflects
-        self._saved_gen = -1  # vec_gen of the index file on disk
+        self._schema = 2  # a read-only store of format 1 keeps 1: no hashes, no file journal
+        self._unlinked: list[str] = []  # dead_files rows whose files are gone: dropped by the next transaction
         self.hnsw_threshold = HNSW_THRESHOLD
 
     # ----- opening, locking, closing
@@ -146,69 +199,180 @@ class Archive:
     ) -> Archive:
         """Open (or create) the store at path for namespace.
 
-        A writer takes the store's lock, waiting up to lock_timeout seconds for another writer to close,
-        then raises StoreLockedError. read_only=True takes no lock and refuses writes; it sees what the
-        writer has committed.
+        A writer takes the store's lock before it writes anything, waiting up to lock_timeout seconds for
+        another writer to close, then raises StoreLockedError. read_only=True takes no lock and refuses
+        writes; it sees what the writer has committed (on read-only media: what was checkpointed).
         """
         self = cls()
         self.namespace = validate_namespace(namespace)
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not (
+            math.isfinite(lock_timeout) and 0 <= lock_timeout <= 86400
+        ):
+            raise InvalidInputError(f"lock_timeout must be seconds between 0 and 86400, got {lock_timeout!r}")
+        if isinstance(hnsw_threshold, bool) or not isinstance(hnsw_threshold, int) or hnsw_threshold < 1:
+            raise InvalidInputError(f"hnsw_threshold must be a positive int, got {hnsw_threshold!r}")
         self.path, self.read_only, self.hnsw_threshold = Path(path), read_only, hnsw_threshold
         if self.path.exists() and not self.path.is_dir():
             raise StoreFormatError(f"{self.path} is a file; an optimem store is a directory. Pass a directory path.")
-        manifest = self.path / MANIFEST
-        if read_only:
-            if not manifest.exists():
-                raise StoreFormatError(
-                    f"no optimem store at {self.path} (no {MANIFEST}); open it once for writing to create it"
-                )
-        else:
-            if not self.path.exists():
-                if not create:
-                    raise StoreFormatError(f"no optimem store at {self.path}; pass create=True to make one")
-                self.path.mkdir(parents=True)
-            elif not manifest.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
-                raise StoreFormatError(
-                    f"{self.path} is a non-empty directory without {MANIFEST}, so it is not an optimem store; "
-                    "pass an empty or new directory"
-                )
-            self._lock = StoreLock(self.path, lock_timeout)
         try:
-            if not read_only and not manifest.exists():
-                write_manifest(self.path, FORMAT_VERSION)
-            read_manifest(self.path, FORMAT_VERSION)
-            db_path = self.path / DB_FILE
-            if read_only and not db_path.exists():
-                raise StoreFormatError(f"{db_path} is missing; the store is damaged")
-            self._db = connect(db_path, read_only=read_only)
-            if not read_only:
-                self._checkpoint()  # a crash may have left turn text of paged-out turns in the WAL
-                self._remove_orphans()
-        except BaseException:
+            if read_only:
+                self._open_reader()
+            else:
+                self._open_writer(float(lock_timeout), create)
+        except BaseException as e:
             self._release()
+            if isinstance(e, (OSError, sqlite3.Error)) and not isinstance(e, OptimemError):
+                raise storage_error(e, self.path, "opening it") from e
             raise
         return self
+
+    def _open_reader(self) -> None:
+        if not (self.path / MANIFEST).exists():
+            raise StoreFormatError(f"no optimem store at {self.path} (no {MANIFEST}); open it once for writing to create it")
+        info = read_manifest(self.path, FORMAT_VERSION)
+        db_path = self._db_path_or_error()
+        try:
+            self._db = connect(db_path, read_only=True)
+            self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            if os.access(self.path, os.W_OK):
+                raise
+            # read-only media: SQLite cannot create the -shm file WAL readers need; read the file as it is
+            if self._db is not None:
+                self._db.close()
+            self._db = connect(db_path, read_only=True, immutable=True)
+        self._schema = schema_version(self._db)
+        self._check_identity(info)
+
+    def _open_writer(self, lock_timeout: float, create: bool) -> None:
+        if not self.path.exists():
+            if not create:
+                raise StoreFormatError(f"no optimem store at {self.path}; pass create=True to make one")
+            self.path.mkdir(parents=True, exist_ok=True)  # another process may be creating it too
+        self._refuse_foreign()  # before the lock file is written into someone else's directory
+        self._lock = StoreLock(self.path, lock_timeout)
+        if not (self.path / MANIFEST).exists():
+            self._refuse_foreign()  # again, now that no other writer can be half way through creating it
+            self._create()
+        info = read_manifest(self.path, FORMAT_VERSION)
+        self._db = connect(self._db_path_or_error(), read_only=False)
+        self._check_identity(info)
+        if self._schema < 2 or info.get("format_version") != FORMAT_VERSION or "store_id" not in info:
+            self._upgrade(info)
+        self._checkpoint()  # a crash may have left turn text of paged-out turns in the WAL
+        self._sweep()
+
+    def _refuse_foreign(self) -> None:
+        """A directory without a manifest may hold only what an interrupted creation leaves behind."""
+        if (self.path / MANIFEST).exists():
+            return
+        ours = {LOCK_FILE, *_DB_FILES}
+        foreign = [p.name for p in self.path.iterdir() if p.name not in ours and not _TMP.fullmatch(p.name)]
+        if foreign:
+            raise StoreFormatError(
+                f"{self.path} is a non-empty directory without {MANIFEST} (it holds {sorted(foreign)[:3]}), so "
+                "it is not an optimem store; pass an empty or new directory. If it is a store whose manifest was "
+                f"lost, restore {MANIFEST} from a backup"
+            )
+
+    def _create(self) -> None:
+        """Make a new store under the lock: database first, manifest last (its presence marks a finished
+        store). Leftovers of an interrupted creation are replaced: that open never returned, so they hold
+        nothing anyone was told is stored."""
+        for name in _DB_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for f in self.path.iterdir():
+            if _TMP.fullmatch(f.name):
+                f.unlink()
+        store_id = uuid.uuid4().hex
+        db = connect(self.path / DB_FILE, read_only=False)
+        try:
+            set_meta(db, "store_id", store_id)
+        finally:
+            db.close()
+        write_manifest(self.path, FORMAT_VERSION, store_id=store_id)
+
+    def _db_path_or_error(self) -> Path:
+        db_path = self.path / DB_FILE
+        if not db_path.is_file():
+            raise StoreFormatError(
+                f"{db_path} is missing, so {self.path} cannot be opened (nothing was changed or deleted). Restore "
+                f"{DB_FILE} from the backup it was copied with; without it the page images cannot be mapped to turns"
+            )
+        return db_path
+
+    def _check_identity(self, info: Mapping[str, Any]) -> None:
+        """The database must be this store's: same store_id as the manifest, or (format 1) none at all."""
+        db = self._conn()
+        self._schema = schema_version(db)
+        if self._schema == 0:
+            raise StoreFormatError(f"{self.path / DB_FILE} is not an optimem database; restore the store's own")
+        db_id, man_id = get_meta(db, "store_id"), info.get("store_id")
+        if man_id is not None and db_id != man_id:
+            raise StoreFormatError(
+                f"{self.path / DB_FILE} belongs to another store (store id {db_id!r}, the manifest says {man_id!r}); "
+                f"nothing was changed or deleted. Put this store's own {DB_FILE} back, or open the other store's "
+                "directory instead"
+            )
+
+    def _upgrade(self, info: Mapping[str, Any]) -> None:
+        """Format 1 -> 2 in place: new columns, hashes of the page files as they are now, a store id in the
+        database and then in the manifest (both idempotent, so a crash half way just redoes it)."""
+        db = self._conn()
+        with self._tx():
+            if migrate(db):
+                for pid, f in db.execute("SELECT id, file FROM pages").fetchall():
+                    try:
+                        digest = sha256(confine(self.path, f).read_bytes())
+                    except (PageDamagedError, FileNotFoundError):
+                        digest = None  # reads of this page now say it is damaged
+                    db.execute("UPDATE pages SET sha256 = ? WHERE id = ?", (digest, pid))
+            store_id = get_meta(db, "store_id") or info.get("store_id") or uuid.uuid4().hex
+            set_meta(db, "store_id", store_id)
+        self._schema = 2
+        index_dir = self.path / "index"  # format 1's index/<ns>.faiss|json: caches, rebuilt when needed
+        if index_dir.is_dir():
+            for f in index_dir.iterdir():
+                if f.suffix in (".json", ".faiss") and f.stem in self.namespaces():
+                    f.unlink()
+        write_manifest(self.path, FORMAT_VERSION, store_id=store_id)
 
     def _checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to 0 bytes (old versions of rows go with it).
 
-        Returns False when a reader in another process holds an old snapshot; the next page-out, forget or
-        close tries again.
+        Returns False when a reader in another process holds an old snapshot, or the disk is full; the next
+        page-out, forget or close tries again.
         """
-        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        try:
+            busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:
+            return False
         return not busy
 
-    def _remove_orphans(self) -> None:
-        """Delete page files no record points at and temp files, both left by a crash mid-write."""
-        pages_dir = self.path / "pages" / self.namespace
-        if pages_dir.is_dir():
-            known = {r[0] for r in self._db.execute("SELECT file FROM pages WHERE namespace = ?", (self.namespace,))}
-            for f in pages_dir.iterdir():
-                if f"pages/{self.namespace}/{f.name}" not in known:
-                    f.unlink()
-        for d in (self.path, self.path / "index"):
-            if d.is_dir():
-                for f in d.glob(".*.tmp"):
-                    f.unlink()
+    def _sweep(self) -> None:
+        """Delete the files a crash left behind, with proof: names in pending_files (written, never
+        committed) or dead_files (dropped by a commit, not yet deleted) that no page references, and
+        atomic_write's temp files. Anything else is left for `optimem check` to report."""
+        db = self._conn()
+        names = [r[0] for r in db.execute("SELECT name FROM pending_files UNION SELECT name FROM dead_files")]
+        if names:
+            live = {r[0] for r in db.execute("SELECT file FROM pages")}
+            for name in names:
+                if name not in live:
+                    with contextlib.suppress(PageDamagedError):
+                        confine(self.path, name).unlink(missing_ok=True)
+            with self._tx():
+                db.execute("DELETE FROM pending_files")
+                db.execute("DELETE FROM dead_files")
+        for d in (self.path, self.path / "index", *self._page_dirs()):
+            if d.is_dir() and not d.is_symlink():
+                for f in d.iterdir():
+                    if _TMP.fullmatch(f.name) and f.is_file():
+                        f.unlink()
+
+    def _page_dirs(self) -> list[Path]:
+        root = self.path / "pages"
+        return [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()] if root.is_dir() else []
 
     def _release(self) -> None:
         if self._db is not None:
@@ -219,13 +383,15 @@ class Archive:
             self._lock = None
 
     def close(self) -> None:
-        """Save the FAISS index, checkpoint the WAL, release the lock. Safe to call twice."""
+        """Save the FAISS index, checkpoint the WAL, release the lock. Safe to call twice. The index is a
+        cache: if it cannot be written (disk full), the next open rebuilds it."""
         with self._mutex:
             if self._db is None:
                 return
             try:
                 if not self.read_only:
-                    self.flush()
+                    with contextlib.suppress(OptimemError):
+                        self.flush()
                     self._checkpoint()
             finally:
                 self._release()
@@ -250,11 +416,21 @@ class Archive:
         db = self._writable()
         db.execute("BEGIN IMMEDIATE")
         try:
+            if self._unlinked:
+                q = ",".join("?" * len(self._unlinked))
+                db.execute(f"DELETE FROM dead_files WHERE name IN ({q})", self._unlinked)
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        self._unlinked = []
 
     def _event(self, db: sqlite3.Connection, kind: str, seq: int, turn_id=None, page_id=None, **detail) -> None:
         db.execute(
@@ -262,8 +438,10 @@ class Archive:
             (self.namespace, time.time(), seq, kind, turn_id, page_id, json.dumps(detail, sort_keys=True)),
         )
 
+
     # ----- namespace and clock
 
+    @_guard("recording the namespace")
     def ensure_namespace(self, embedder: str, dim: int) -> None:
         """Record the namespace's embedder on first use; afterwards insist on the same one."""
         with self._mutex:
@@ -306,6 +484,7 @@ class Archive:
 
     # ----- turns
 
+    @_guard("adding turns")
     def add_turns(
         self,
         turns: Sequence[NewTurn],
@@ -354,6 +533,7 @@ class Archive:
             raise NotFoundError(f"no turn {turn_id!r} in namespace {self.namespace!r} (never added, or forgotten)")
         return rec
 
+    @_guard("reading turns")
     def turns(self, ids: Sequence[int]) -> dict[int, TurnRecord]:
         """Records for these ids that exist in this namespace (other namespaces' ids are simply absent)."""
         ids = [int(i) for i in ids]
@@ -368,6 +548,7 @@ class Archive:
             )
             return {r[0]: _turn(r) for r in rows}
 
+    @_guard("reading turns")
     def working_turns(self) -> list[TurnRecord]:
         """The verbatim turns (with text), oldest first."""
         with self._mutex:
@@ -378,6 +559,7 @@ class Archive:
             )
             return [_turn(r) for r in rows]
 
+    @_guard("reading turns")
     def live_turns(self, state: str | None = None) -> list[TurnRecord]:
         """Turns that are not forgotten (or only those in `state`), oldest first; no text."""
         with self._mutex:
@@ -389,6 +571,7 @@ class Archive:
                 sql, args = sql + "AND t.state = ? ", (self.namespace, state)
             return [_turn(r) for r in self._conn().execute(sql + "ORDER BY t.seq", args)]
 
+    @_guard("recording a recall")
     def record_recalls(
         self, updates: Sequence[RecallUpdate], *, now: float, seq: int | None = None
     ) -> None:
@@ -412,6 +595,7 @@ class Archive:
                 )
                 self._event(db, "recall", seq, turn_id=tid, retention=round(r, 6), strength=[old[0], strength])
 
+    @_guard("pinning a turn")
     def set_pinned(self, turn_id: int, pinned: bool) -> None:
         """Pin (never decays) or unpin a turn; NotFoundError if it is not in this namespace."""
         with self._mutex:
@@ -424,62 +608,89 @@ class Archive:
 
     # ----- pages
 
-    def _page_path(self, name: str) -> Path:
-        return self.path / name
+    def _page_file_name(self) -> str:
+        return f"pages/{folder_of(self.namespace)}/{uuid.uuid4().hex}.png"
 
-    def _write_page_file(self, png: bytes) -> str:
-        d = self.path / "pages" / self.namespace
-        d.mkdir(parents=True, exist_ok=True)
-        name = f"pages/{self.namespace}/{uuid.uuid4().hex}.png"
-        atomic_write(self.path / name, png)
-        return name
+    def _write_page_files(self, pngs: Sequence[bytes]) -> list[tuple[str, str]]:
+        """Write page files, their names committed to pending_files first (so a crash leaves proof that they
+        may be swept). Returns (name, sha256) per file; on error removes what it wrote."""
+        names = [self._page_file_name() for _ in pngs]
+        with self._tx() as db:
+            db.executemany("INSERT INTO pending_files VALUES (?)", [(n,) for n in names])
+        try:
+            for name, png in zip(names, pngs):
+                (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.path / name, png)
+        except BaseException:
+            self._discard(names)
+            raise
+        return [(n, sha256(png)) for n, png in zip(names, pngs)]
 
+    def _discard(self, names: Sequence[str]) -> None:
+        """Remove files written for a transaction that did not commit (their pending_files rows stay: the
+        next open's sweep clears them)."""
+        for name in names:
+            with contextlib.suppress(OSError):
+                (self.path / name).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _discarding(self, names: Sequence[str]) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._discard(names)
+            raise
+
+    def _drop_files(self, names: Sequence[str]) -> None:
+        """After the commit that moved `names` to dead_files: delete them (only inside the store)."""
+        for name in names:
+            with contextlib.suppress(PageDamagedError, OSError):
+                confine(self.path, name).unlink(missing_ok=True)
+        self._unlinked.extend(names)
+
+    @_guard("paging turns out")
     def page_out(self, pages: Sequence[NewPage], *, tier: str) -> list[int]:
         """Archive verbatim turns as pages (PNG bytes, layout JSON, ids of the turns drawn on each).
 
-        In one transaction the pages are recorded, the turns become 'archived' and their text rows are
-        deleted; then the WAL is truncated, so the text is gone from disk when this returns.
+        In one transaction the pages are recorded with their hashes, the turns become 'archived' and their
+        text rows are deleted; then the WAL is truncated, so the text is gone from disk when this returns.
         """
         with self._mutex:
             self._writable()
-            files = [self._write_page_file(p.png) for p in pages]  # before the commit that points at them
+            files = self._write_page_files([p.png for p in pages])  # before the commit that points at them
             page_ids: list[int] = []
-            try:
-                with self._tx() as db:
-                    seq, now = self.clock(), time.time()
-                    moved: set[int] = set()
-                    for page, f in zip(pages, files):
-                        layout, tids = page.layout, page.turn_ids
-                        pid = db.execute(
-                            "INSERT INTO pages (namespace, tier, file, layout, created) VALUES (?, ?, ?, ?, ?)",
-                            (self.namespace, tier, f, layout, now),
-                        ).lastrowid
-                        page_ids.append(pid)
-                        for tid in tids:
-                            part = db.execute("SELECT COUNT(*) FROM turn_pages WHERE turn_id = ?", (tid,)).fetchone()[0]
-                            db.execute("INSERT INTO turn_pages VALUES (?, ?, ?, ?)", (tid, pid, self.namespace, part))
-                            moved.add(tid)
-                        self._event(db, "page_out", seq, page_id=pid, tier=tier, turns=list(tids))
-                    for tid in moved:
-                        n = db.execute(
-                            "UPDATE turns SET state = 'archived' WHERE id = ? AND namespace = ? AND state = 'verbatim'",
-                            (tid, self.namespace),
-                        ).rowcount
-                        if n != 1:
-                            raise NotFoundError(f"turn {tid} is not a verbatim turn of namespace {self.namespace!r}")
-                        db.execute("DELETE FROM working WHERE turn_id = ? AND namespace = ?", (tid, self.namespace))
-            except BaseException:
-                for f in files:
-                    self._page_path(f).unlink(missing_ok=True)
-                raise
+            with self._discarding([f for f, _ in files]), self._tx() as db:
+                seq, now = self.clock(), time.time()
+                moved: set[int] = set()
+                for page, (f, digest) in zip(pages, files):
+                    pid = db.execute(
+                        "INSERT INTO pages (namespace, tier, file, layout, created, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                        (self.namespace, tier, f, page.layout, now, digest),
+                    ).lastrowid
+                    db.execute("DELETE FROM pending_files WHERE name = ?", (f,))
+                    page_ids.append(pid)
+                    for tid in page.turn_ids:
+                        part = db.execute("SELECT COUNT(*) FROM turn_pages WHERE turn_id = ?", (tid,)).fetchone()[0]
+                        db.execute("INSERT INTO turn_pages VALUES (?, ?, ?, ?)", (tid, pid, self.namespace, part))
+                        moved.add(tid)
+                    self._event(db, "page_out", seq, page_id=pid, tier=tier, turns=list(page.turn_ids))
+                for tid in moved:
+                    n = db.execute(
+                        "UPDATE turns SET state = 'archived' WHERE id = ? AND namespace = ? AND state = 'verbatim'",
+                        (tid, self.namespace),
+                    ).rowcount
+                    if n != 1:
+                        raise NotFoundError(f"turn {tid} is not a verbatim turn of namespace {self.namespace!r}")
+                    db.execute("DELETE FROM working WHERE turn_id = ? AND namespace = ?", (tid, self.namespace))
             self._checkpoint()
             return page_ids
 
     def _page_rows(self, cond: str, args: tuple) -> list[PageRecord]:
         """Pages of the namespace matching `cond` (SQL on p), oldest first, with their live turns."""
         db = self._conn()
+        sha = "p.sha256" if self._schema >= 2 else "NULL"
         rows = db.execute(
-            f"SELECT p.id, p.namespace, p.tier, p.file, p.layout, p.created FROM pages p "
+            f"SELECT p.id, p.namespace, p.tier, p.file, p.layout, p.created, {sha} FROM pages p "
             f"WHERE p.namespace = ? {cond} ORDER BY p.id",
             (self.namespace, *args),
         ).fetchall()
@@ -491,8 +702,13 @@ class Archive:
             (self.namespace, *args),
         ):
             on_page.setdefault(pid, []).append(tid)
-        return [PageRecord(*r, turn_ids=tuple(on_page.get(r[0], ()))) for r in rows]
+        return [
+            PageRecord(id=r[0], namespace=r[1], tier=r[2], file=r[3], layout=r[4], created=r[5],
+                       turn_ids=tuple(on_page.get(r[0], ())), sha256=r[6])
+            for r in rows
+        ]
 
+    @_guard("reading pages")
     def pages_of(self, turn_id: int) -> list[PageRecord]:
         """The pages a turn is drawn on, in reading order (a long turn spans several)."""
         with self._mutex:
@@ -501,17 +717,37 @@ class Archive:
                 (turn_id, self.namespace),
             )
 
+    @_guard("reading pages")
     def pages(self) -> list[PageRecord]:
         """All pages of the namespace, oldest first."""
         with self._mutex:
             return self._page_rows("", ())
 
+    @_guard("reading a page")
     def read_page(self, page: PageRecord) -> bytes:
-        """The PNG bytes of a page at its current tier."""
+        """The PNG bytes of a page at its current tier, checked against the SHA-256 recorded when it was
+        written. PageDamagedError (naming the page's turns) if the file is missing, altered or outside the
+        store: the caller can carry on with the other pages."""
         with self._mutex:
             self._conn()
-            return self._page_path(page.file).read_bytes()
+            path = confine(self.path, page.file)
+            what = f"page {page.id} ({page.file}) of namespace {self.namespace!r}, showing turns {list(page.turn_ids)},"
+            fix = (f"the store's other pages are unaffected. Restore the file from a backup, or forget those turns; "
+                   f"`optimem check {self.path}` lists every damaged page")
+            try:
+                data = path.read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                raise PageDamagedError(f"{what} is missing: {fix}", page_id=page.id, turn_ids=page.turn_ids) from None
+            if page.sha256 is None and self._schema >= 2:
+                raise PageDamagedError(f"{what} was missing when the store was upgraded: {fix}",
+                                       page_id=page.id, turn_ids=page.turn_ids)
+            if page.sha256 is not None and sha256(data) != page.sha256:
+                raise PageDamagedError(
+                    f"{what} does not match the SHA-256 recorded when it was written (truncated, altered or swapped "
+                    f"with another file): {fix}", page_id=page.id, turn_ids=page.turn_ids)
+            return data
 
+    @_guard("replacing a page")
     def replace_page(
         self, page_id: int, png: bytes, *, tier: str, kind: str = "tier", layout: str | None = None, **detail: Any
     ) -> None:
@@ -526,33 +762,54 @@ class Archive:
             )
             if row is None:
                 raise NotFoundError(f"no page {page_id} in namespace {self.namespace!r}")
-            new = self._write_page_file(png)
-            try:
-                with self._tx() as db:
-                    db.execute("UPDATE pages SET file = ?, tier = ? WHERE id = ?", (new, tier, page_id))
-                    if layout is not None:
-                        db.execute("UPDATE pages SET layout = ? WHERE id = ?", (layout, page_id))
-                    self._event(db, kind, self.clock(), page_id=page_id, tier=[row[1], tier], **detail)
-            except BaseException:
-                self._page_path(new).unlink(missing_ok=True)
-                raise
-            self._page_path(row[0]).unlink(missing_ok=True)
+            [(new, digest)] = self._write_page_files([png])
+            with self._discarding([new]), self._tx() as db:
+                self._swap_file(db, page_id, new, digest, row[0])
+                db.execute("UPDATE pages SET tier = ? WHERE id = ?", (tier, page_id))
+                if layout is not None:
+                    db.execute("UPDATE pages SET layout = ? WHERE id = ?", (layout, page_id))
+                self._event(db, kind, self.clock(), page_id=page_id, tier=[row[1], tier], **detail)
+            self._drop_files([row[0]])
+
+    def _swap_file(self, db: sqlite3.Connection, page_id: int, new: str, digest: str, old: str) -> None:
+        db.execute("UPDATE pages SET file = ?, sha256 = ? WHERE id = ?", (new, digest, page_id))
+        db.execute("DELETE FROM pending_files WHERE name = ?", (new,))
+        db.execute("INSERT OR IGNORE INTO dead_files VALUES (?)", (old,))
 
     # ----- forgetting
 
-    def forget_turns(self, turn_ids: Sequence[int], *, reason: str) -> list[int]:
-        """Delete turns for good: text rows, vectors, and pages left with no live turn. Records stay as
-        'forgotten' tombstones (no text) so the audit log still resolves. Returns the ids it forgot."""
+    @_guard("forgetting turns")
+    def forget_turns(
+        self, turn_ids: Sequence[int], *, reason: str, redacted: Mapping[int, bytes] | None = None
+    ) -> list[int]:
+        """Delete turns for good, in one transaction: text rows, vectors, pages left with no live turn, and
+        the images in `redacted` (page id -> the page with these turns' rows painted out) swapped in. Records
+        stay as 'forgotten' tombstones (no text) so the audit log still resolves. Returns the ids it forgot."""
         with self._mutex:
             recs = [r for r in self.turns(turn_ids).values() if r.state != "forgotten"]
             if not recs:
                 return []
             ids = [r.id for r in recs]
             q = ",".join("?" * len(ids))
-            dead_files: list[str] = []
+            redacted = dict(redacted or {})
+            olds = {
+                pid: row
+                for pid in redacted
+                if (row := self._conn().execute(
+                    "SELECT file, tier FROM pages WHERE id = ? AND namespace = ?", (pid, self.namespace)).fetchone())
+            }
+            if len(olds) != len(redacted):
+                raise NotFoundError(f"pages {sorted(set(redacted) - set(olds))} are not in namespace {self.namespace!r}")
             index = self._vector_index()
-            with self._tx() as db:
+            new_files = dict(zip(redacted, self._write_page_files(list(redacted.values())))) if redacted else {}
+            dead_files: list[str] = []
+            with self._discarding([f for f, _ in new_files.values()]), self._tx() as db:
                 seq = self.clock()
+                for pid, (new, digest) in new_files.items():
+                    on_page = {r[0] for r in db.execute("SELECT turn_id FROM turn_pages WHERE page_id = ?", (pid,))}
+                    self._swap_file(db, pid, new, digest, olds[pid][0])
+                    self._event(db, "redact", seq, page_id=pid, tier=[olds[pid][1]] * 2, turns=sorted(on_page & set(ids)))
+                    dead_files.append(olds[pid][0])
                 vec_ids = [
                     r[0]
                     for r in db.execute(
@@ -581,28 +838,54 @@ class Archive:
                     if alive == 0:
                         db.execute("DELETE FROM turn_pages WHERE page_id = ?", (pid,))
                         db.execute("DELETE FROM pages WHERE id = ?", (pid,))
+                        db.execute("INSERT OR IGNORE INTO dead_files VALUES (?)", (f,))
                         self._event(db, "tier", seq, page_id=pid, tier=[tier, "forgotten"])
                         dead_files.append(f)
                 db.execute("UPDATE namespaces SET vec_gen = vec_gen + 1 WHERE name = ?", (self.namespace,))
             index.remove(vec_ids)
             self._index_gen = self._vec_gen()
-            for f in dead_files:
-                self._page_path(f).unlink(missing_ok=True)
+            self._drop_files(dead_files)
             self._checkpoint()
             return ids
 
     # ----- search
 
-    def _index_paths(self) -> tuple[Path, Path]:
-        d = self.path / "index"
-        return d / f"{self.namespace}.faiss", d / f"{self.namespace}.json"
+    def _index_path(self) -> Path:
+        return self.path / "index" / f"{folder_of(self.namespace)}.faiss"
 
     def _vec_gen(self) -> int:
-        row = self._conn().execute("SELECT vec_gen, dim FROM namespaces WHERE name = ?", (self.namespace,)).fetchone()
+        row = self._conn().execute("SELECT vec_gen FROM namespaces WHERE name = ?", (self.namespace,)).fetchone()
         return row[0] if row else 0
 
+    def _saved_index(self, dim: int, gen: int) -> VectorIndex | None:
+        """The index file, if SQLite says it reflects generation `gen` and its SHA-256 matches; else None."""
+        if self._schema < 2:
+            return None
+        row = self._conn().execute(
+            "SELECT index_sha, index_gen, index_dead FROM namespaces WHERE name = ?", (self.namespace,)
+        ).fetchone()
+        if row is None or row[1] != gen or row[0] is None:
+            return None
+        try:
+            data = self._index_path().read_bytes()
+            if sha256(data) != row[0]:
+                return None  # altered or torn: rebuilt from SQLite, and the writer's next flush replaces it
+            return VectorIndex.from_bytes(data, dim, json.loads(row[2] or "[]"), hnsw_threshold=self.hnsw_threshold)
+        except (OSError, ValueError, RuntimeError, StoreFormatError):
+            return None
+
+    def _rebuilt_index(self, dim: int) -> VectorIndex:
+        rows = (
+            self._conn()
+            .execute("SELECT id, vec FROM vectors WHERE namespace = ? ORDER BY id", (self.namespace,))
+            .fetchall()
+        )
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return VectorIndex.build(dim, ids, vecs, hnsw_threshold=self.hnsw_threshold)
+
     def _vector_index(self) -> VectorIndex:
-        """The namespace's FAISS index: loaded from disk if current, else rebuilt from SQLite.
+        """The namespace's FAISS index: loaded from disk if current and intact, else rebuilt from SQLite.
 
         A writer keeps its index current as it writes; a reader rebuilds when the writer changed the
         vectors since it last looked.
@@ -611,30 +894,11 @@ class Archive:
         gen = self._vec_gen()
         if self._index is not None and self._index_gen == gen:
             return self._index
-        fpath, jpath = self._index_paths()
-        self._index = None
-        if fpath.exists() and jpath.exists():
-            try:
-                info = json.loads(jpath.read_text())
-                if info.get("generation") == gen:
-                    self._index = VectorIndex.from_bytes(
-                        fpath.read_bytes(), dim, info.get("dead", []), hnsw_threshold=self.hnsw_threshold
-                    )
-                    self._saved_gen = gen
-            except (OSError, ValueError, RuntimeError, StoreFormatError):
-                self._index = None  # stale or damaged: the rebuild below replaces it
-        if self._index is None:
-            rows = (
-                self._conn()
-                .execute("SELECT id, vec FROM vectors WHERE namespace = ? ORDER BY id", (self.namespace,))
-                .fetchall()
-            )
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-            self._index = VectorIndex.build(dim, ids, vecs, hnsw_threshold=self.hnsw_threshold)
+        self._index = self._saved_index(dim, gen) or self._rebuilt_index(dim)
         self._index_gen = gen
         return self._index
 
+    @_guard("searching")
     def search(self, query: np.ndarray, n: int) -> list[SearchHit]:
         """The best n turns of this namespace for a query vector, with their best chunk's similarity."""
         with self._mutex:
@@ -671,21 +935,31 @@ class Archive:
         with self._mutex:
             return self._vector_index().kind
 
-    def flush(self) -> None:
-        """Write the FAISS index to disk (atomically) if it changed since the last write."""
+    @_guard("writing the index")
+    def flush(self, *, force: bool = False) -> None:
+        """Write the FAISS index to disk (atomically) if it changed since the last write (or `force`), then
+        record its SHA-256 and generation in SQLite."""
         with self._mutex:
             self._writable()
-            if self._index is None or self._saved_gen == self._vec_gen():
+            if self._index is None and not force:
                 return
             gen = self._vec_gen()
-            fpath, jpath = self._index_paths()
-            fpath.parent.mkdir(exist_ok=True)
-            atomic_write(fpath, self._index.to_bytes())
-            atomic_write(jpath, json.dumps({"generation": gen, "dead": sorted(self._index.dead)}).encode())
-            self._saved_gen = gen
+            row = self._conn().execute("SELECT index_gen FROM namespaces WHERE name = ?", (self.namespace,)).fetchone()
+            if row is None or (row[0] == gen and not force):
+                return
+            index = self._vector_index()
+            data = index.to_bytes()
+            self._index_path().parent.mkdir(exist_ok=True)
+            atomic_write(self._index_path(), data)
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE namespaces SET index_sha = ?, index_gen = ?, index_dead = ? WHERE name = ?",
+                    (sha256(data), gen, json.dumps(sorted(index.dead)), self.namespace),
+                )
 
     # ----- log and stats
 
+    @_guard("reading the log")
     def events(
         self, *, turn_id: int | None = None, page_id: int | None = None, limit: int | None = None
     ) -> list[Event]:
@@ -708,6 +982,7 @@ class Archive:
             rows = self._conn().execute(sql, args).fetchall()
             return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in reversed(rows)]
 
+    @_guard("reading the store")
     def stats(self) -> ArchiveStats:
         """Counts for this namespace plus the store's size on disk."""
         with self._mutex:
@@ -728,7 +1003,6 @@ class Archive:
                 (self.namespace,),
             ).fetchone()[0]
             vectors = db.execute("SELECT COUNT(*) FROM vectors WHERE namespace = ?", (self.namespace,)).fetchone()[0]
-            size = dir_bytes(self.path)
             return ArchiveStats(
                 turns={s: turns.get(s, 0) for s in ("verbatim", "archived", "forgotten")},
                 pages={t: pages.get(t, 0) for t in TIER_TOKENS if pages.get(t, 0) or t != "large"},
@@ -738,5 +1012,81 @@ class Archive:
                 working_tokens=working,
                 vectors=vectors,
                 index_kind=self._vector_index().kind,
-                bytes_on_disk=size,
+                bytes_on_disk=dir_bytes(self.path),
             )
+
+    # ----- what `optimem check` needs (optimem.store.check puts it together)
+
+    def store_id(self) -> str | None:
+        return get_meta(self._conn(), "store_id")
+
+    def index_problem(self) -> str | None:
+        """Why the saved index file cannot serve this namespace (None if it can, or there is none yet)."""
+        with self._mutex:
+            if self._schema < 2 or not self.namespaces().count(self.namespace):
+                return None
+            db = self._conn()
+            sha, gen = db.execute(
+                "SELECT index_sha, index_gen FROM namespaces WHERE name = ?", (self.namespace,)
+            ).fetchone()
+            path = self._index_path()
+            if not path.exists():
+                return None if sha is None else f"{path.name} is missing (a cache: rebuilt from the vectors)"
+            if sha is None:
+                return f"{path.name} was never recorded in the database"
+            if sha256(path.read_bytes()) != sha:
+                return f"{path.name} does not match its recorded SHA-256 (damaged)"
+            if gen != self._vec_gen():
+                return f"{path.name} is older than the database (generation {gen} < {self._vec_gen()})"
+            saved = self._saved_index(self.namespace_info().dim, gen)
+            if saved is None:
+                return f"{path.name} cannot be loaded"
+            want = {r[0] for r in db.execute("SELECT id FROM vectors WHERE namespace = ?", (self.namespace,))}
+            have = set(saved._contents()[0].tolist())
+            if have != want:
+                return f"{path.name} holds {len(have)} vectors, the database {len(want)}"
+            return None
+
+    @_guard("rebuilding the index")
+    def rebuild_index(self) -> None:
+        """Rebuild the namespace's index from the vectors in SQLite and write it."""
+        with self._mutex:
+            self._writable()
+            self._index = self._rebuilt_index(self.namespace_info().dim)
+            self._index_gen = self._vec_gen()
+            self.flush(force=True)
+
+    def unreferenced_files(self) -> list[str]:
+        """Files under pages/ (any namespace) that no page of the store references, and temp files:
+        relative paths. Compared by file name, so a folder whose case changed on a case-insensitive
+        filesystem still counts as referenced."""
+        with self._mutex:
+            live = {Path(r[0]).name for r in self._conn().execute("SELECT file FROM pages")}
+            root = self.path / "pages"
+            out = []
+            if root.is_dir():
+                for f in sorted(root.rglob("*")):
+                    if (f.is_file() or f.is_symlink()) and f.name not in live:
+                        out.append(f.relative_to(self.path).as_posix())
+            for d in (self.path, self.path / "index"):
+                if d.is_dir():
+                    out += [f.relative_to(self.path).as_posix() for f in sorted(d.iterdir()) if _TMP.fullmatch(f.name)]
+            return out
+
+    @_guard("quarantining files")
+    def quarantine(self, rel_paths: Sequence[str]) -> list[str]:
+        """Move these files (relative to the store) into quarantine/<UTC time>/, keeping their relative
+        paths; never deletes anything. Returns where they went (relative paths)."""
+        with self._mutex:
+            self._writable()
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            moved = []
+            for rel in rel_paths:
+                src = self.path / rel
+                if src.resolve().parent != (self.path / rel).parent.resolve():
+                    continue  # only move entries that are really inside the store (not through symlinked folders)
+                dst = self.path / QUARANTINE / stamp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                moved.append(dst.relative_to(self.path).as_posix())
+            return moved

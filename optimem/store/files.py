@@ -5,24 +5,73 @@
   StoreLock                  flock() on <store>/lock, held by the one process that writes; holds its pid
   read_manifest / write_manifest   <store>/manifest.json: {"format": "optimem-store", "format_version": N}
   dir_bytes(root)            bytes of the files under root (files that vanish while we walk are skipped)
+  confine(store, rel)        a path read from the store, resolved and refused unless it lies inside it
+  storage_error(e, store)    an OSError / sqlite3.Error as the optimem error that says what to do
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
+import sqlite3
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from optimem.errors import StoreFormatError, StoreLockedError
+from optimem.errors import OptimemError, PageDamagedError, StoreError, StoreFormatError, StoreFullError, StoreLockedError
 
-__all__ = ["MANIFEST", "DB_FILE", "LOCK_FILE", "atomic_write", "fsync_dir", "dir_bytes", "StoreLock",
-           "read_manifest", "write_manifest"]
+__all__ = ["MANIFEST", "DB_FILE", "LOCK_FILE", "QUARANTINE", "atomic_write", "fsync_dir", "dir_bytes",
+           "StoreLock", "read_manifest", "write_manifest", "sha256", "confine", "storage_error"]
 
-MANIFEST, DB_FILE, LOCK_FILE = "manifest.json", "optimem.sqlite3", "lock"
+MANIFEST, DB_FILE, LOCK_FILE, QUARANTINE = "manifest.json", "optimem.sqlite3", "lock", "quarantine"
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def confine(store: Path, rel: str, *, under: str = "pages") -> Path:
+    """store/rel, resolved (symlinks followed), if it lies inside store/under; else PageDamagedError.
+    Every path the store reads from its own database goes through here, so a hostile or damaged store
+    cannot make optimem read or delete files elsewhere."""
+    root = (store / under).resolve()
+    path = (store / rel).resolve() if isinstance(rel, str) and rel and "\0" not in rel else None
+    if path is None or not path.is_relative_to(root) or path == root:
+        raise PageDamagedError(
+            f"the store {store} records a page file {rel!r} outside its {under}/ folder; refused (optimem only "
+            f"reads and deletes files inside the store). Run `optimem check {store}` to list the affected turns"
+        )
+    return path
+
+
+def storage_error(e: BaseException, store: Path, doing: str) -> OptimemError:
+    """The optimem error for an I/O or SQLite error hit while `doing` something with the store."""
+    if isinstance(e, OptimemError):
+        return e
+    code = getattr(e, "errno", None)
+    msg = str(e).lower()
+    if code in _FULL or "disk is full" in msg or "database or disk is full" in msg:
+        return StoreFullError(
+            f"the disk holding {store} is full while {doing}: nothing of this call was committed. Free some "
+            "space and retry; the store needs no repair"
+        )
+    if code in _READ_ONLY or "readonly database" in msg or "read-only file system" in msg:
+        return StoreError(
+            f"cannot write to {store} while {doing} ({e}): the media is read-only or you lack permission. "
+            "Open it with read_only=True to read it, or copy it somewhere writable"
+        )
+    if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
+        return StoreFormatError(
+            f"the database {store / DB_FILE} is damaged ({e}) while {doing}. Restore it from a backup; "
+            f"`optimem check {store}` reports what else is affected"
+        )
+    return StoreError(f"I/O error on the store {store} while {doing}: {e}")
 
 
 def fsync_dir(path: Path) -> None:

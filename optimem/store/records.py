@@ -1,5 +1,5 @@
 """The typed records that cross the store's boundary: what goes in (NewTurn, NewPage, RecallUpdate) and what
-comes out (TurnRecord, PageRecord, Event, SearchHit, NamespaceInfo, ArchiveStats). All frozen dataclasses;
+comes out (TurnRecord, PageRecord, Event, SearchHit, NamespaceInfo, ArchiveStats, CheckReport). All frozen dataclasses;
 the store never takes or returns bare tuples or dicts of counts."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ __all__ = [
     "SearchHit",
     "NamespaceInfo",
     "ArchiveStats",
+    "DamagedPage",
+    "CheckReport",
 ]
 
 
@@ -82,6 +84,7 @@ class PageRecord:
     layout: str  # the renderer's layout map as JSON; opaque to the archive
     created: float
     turn_ids: tuple[int, ...]  # turns drawn on the page (forgotten ones excluded), in drawing order
+    sha256: str | None = None  # of the page file, recorded when it was written (None: format 1, read-only)
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,40 @@ class ArchiveStats:
     vectors: int
     index_kind: str  # 'flat' | 'hnsw'
     bytes_on_disk: int
+
+
+@dataclass(frozen=True)
+class DamagedPage:
+    """A page whose file cannot be trusted, and the live turns drawn on it."""
+
+    page_id: int
+    file: str
+    problem: str
+    turn_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `optimem check` (Memory.check) found in one namespace of a store, and what --repair did."""
+
+    namespace: str
+    store_id: str | None
+    pages_checked: int
+    damaged_pages: tuple[DamagedPage, ...]
+    index_problem: str | None  # why the saved FAISS index could not serve (None: fine, or none saved yet)
+    index_rebuilt: bool
+    unreferenced_files: tuple[str, ...]  # under pages/ (any namespace) or temp files; relative to the store
+    quarantined: tuple[str, ...]  # where --repair moved them (relative to the store)
+
+    @property
+    def damaged_turns(self) -> tuple[int, ...]:
+        return tuple(sorted({t for p in self.damaged_pages for t in p.turn_ids}))
+
+    @property
+    def ok(self) -> bool:
+        """Nothing is wrong now: no damaged page, a usable index, no unreferenced file left in place."""
+        return (
+            not self.damaged_pages
+            and (self.index_problem is None or self.index_rebuilt)
+            and len(self.quarantined) == len(self.unreferenced_files)
+        )

@@ -27,6 +27,8 @@ EXPECTED = {
     "StoreFormatError",
     "StoreClosedError",
     "ReadOnlyError",
+    "PageDamagedError",
+    "StoreFullError",
     "EmbedderError",
     "ModelError",
     "ModelNotFoundError",

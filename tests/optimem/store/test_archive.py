@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from optimem.store import FORMAT_VERSION, Archive, NewPage, NewTurn, validate_namespace
+from optimem.store.archive import folder_of
 from optimem.errors import (
     InvalidNamespaceError,
     NotFoundError,
@@ -79,7 +80,7 @@ def test_turns_search_reopen_and_stale_index_rebuild(tmp_path):
     ids = _add(a, [f"turn {i}" for i in range(30)], vecs)
     assert a.search(vecs[7], 1)[0].turn_id == ids[7]
     a.close()
-    idx = tmp_path / "s" / "index" / "default.faiss"
+    idx = tmp_path / "s" / "index" / f"{folder_of('default')}.faiss"
     assert idx.exists()
     b = _open(tmp_path / "s")
     assert b.search(vecs[7], 1)[0].turn_id == ids[7]
@@ -131,16 +132,24 @@ def test_read_only_sees_commits_and_refuses_writes(tmp_path):
         w.get_turn(ids[0])
 
 
-def test_orphan_page_files_are_removed_on_open(tmp_path):
+def test_open_sweeps_only_files_the_database_proves_unreferenced(tmp_path):
     a = _open(tmp_path / "s")
     ids = _add(a, ["one"], _vecs(1))
     a.page_out([NewPage(b"png-bytes", "{}", tuple(ids))], tier="base")
-    a.close()
-    pages = tmp_path / "s" / "pages" / "default"
-    (pages / "deadbeef.png").write_bytes(b"left by a crash")
-    (pages / ".x.png.123.tmp").write_bytes(b"half written")
+    kept = a.pages()[0].file
+    folder = tmp_path / "s" / Path(kept).parent
+    crashed = f"{Path(kept).parent.as_posix()}/{'ab' * 16}.png"  # named in pending_files, never committed
+    a._conn().execute("INSERT INTO pending_files VALUES (?)", (crashed,))
+    (tmp_path / "s" / crashed).write_bytes(b"written just before a kill")
+    a._db.close()
+    a._db = None
+    a._release()
+    (folder / "deadbeef.png").write_bytes(b"no proof it is ours")
+    (folder / f".x.png.{'cd' * 16}.tmp").write_bytes(b"half written")
     b = _open(tmp_path / "s")
-    assert sorted(p.name for p in pages.iterdir()) == [Path(b.pages()[0].file).name]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([Path(kept).name, "deadbeef.png"])
+    assert b.read_page(b.pages()[0]) == b"png-bytes"
+    assert b.unreferenced_files() == [f"{Path(kept).parent.as_posix()}/deadbeef.png"]
     b.close()
 
 
