@@ -1,8 +1,9 @@
-"""The `optimem` command line: one argparse subcommand per verb (render, add, recall, stats, consolidate)."""
+"""The `optimem` command line: one argparse subcommand per verb (render, add, recall, stats, consolidate, check)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -137,6 +138,28 @@ def _cmd_consolidate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Verify a store (every namespace, or --namespace); exit 0 if all is well, 1 if problems remain, 2 if
+    the store cannot be opened. Needs no model: it reads the store, not the pages' text."""
+    from .errors import OptimemError
+    from .store import Archive
+    from .store.check import check_store, format_report
+
+    try:
+        with contextlib.closing(Archive.open(args.store, read_only=not args.repair, create=False)) as a:
+            names = [args.namespace] if args.namespace else a.namespaces()
+        ok = True
+        for name in names:
+            with contextlib.closing(Archive.open(args.store, name, read_only=not args.repair, create=False)) as a:
+                report = check_store(a, repair=args.repair)
+            print("\n".join(format_report(report)))
+            ok = ok and report.ok
+    except OptimemError as e:
+        print(f"optimem check: {e}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
+
+
 def _memory_parser(sub, name: str, help: str, func) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("store", help="the store directory (created by add if missing)")
@@ -182,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
                        _cmd_consolidate)
     p.add_argument("--now", type=float, default=None,
                    help="the policy clock's current value (turns added, or epoch seconds) instead of the real one")
+
+    p = sub.add_parser("check", help="verify a store's pages, index and files; --repair fixes what it can",
+                       description="Verify every page against its SHA-256, the index against SQLite, the "
+                                   "manifest, and files no page references. Exit 0: ok; 1: problems; 2: unusable.")
+    p.add_argument("store", help="the store directory")
+    p.add_argument("--namespace", default=None, help="check only this namespace (default: all)")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild the index from the vectors and move unreferenced files to quarantine/ "
+                        "(never deletes); damaged pages are listed with their turns")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 
