@@ -94,7 +94,7 @@ from optimem.store.records import (
     SearchHit,
     TurnRecord,
 )
-from optimem.store.schema import connect, get_meta, migrate, schema_version, set_meta
+from optimem.store.schema import connect, get_meta, migrate, prepare_writer, schema_version, set_meta
 from optimem.store.vectors import HNSW_THRESHOLD, VectorIndex
 
 __all__ = ["FORMAT_VERSION", "Archive", "validate_namespace", "folder_of"]
@@ -180,6 +180,7 @@ class Archive:
         self._mutex = threading.RLock()
         self._index: VectorIndex | None = None
         self._index_gen = -1  # vec_gen the in-RAM index reflects
+        self._index_dirty = False  # rebuilt from SQLite: the file on disk (if any) is not it
         self._schema = 2  # a read-only store of format 1 keeps 1: no hashes, no file journal
         self._unlinked: list[str] = []  # dead_files rows whose files are gone: dropped by the next transaction
         self.hnsw_threshold = HNSW_THRESHOLD
@@ -256,7 +257,8 @@ class Archive:
             self._create()
         info = read_manifest(self.path, FORMAT_VERSION)
         self._db = connect(self._db_path_or_error(), read_only=False)
-        self._check_identity(info)
+        self._check_identity(info)  # before anything is written to it: it may be another store's, or not ours
+        prepare_writer(self._db)
         if self._schema < 2 or info.get("format_version") != FORMAT_VERSION or "store_id" not in info:
             self._upgrade(info)
         self._checkpoint()  # a crash may have left turn text of paged-out turns in the WAL
@@ -287,6 +289,7 @@ class Archive:
         store_id = uuid.uuid4().hex
         db = connect(self.path / DB_FILE, read_only=False)
         try:
+            prepare_writer(db)
             set_meta(db, "store_id", store_id)
         finally:
             db.close()
@@ -466,6 +469,7 @@ class Archive:
                     f"gone): open it with embedder=embedder_by_name({row[0]!r}) or the same custom embedder"
                 )
 
+    @_guard("reading the namespace")
     def namespace_info(self) -> NamespaceInfo:
         """The embedder the namespace was built with; NotFoundError if it does not exist yet."""
         row = self._conn().execute("SELECT embedder, dim FROM namespaces WHERE name = ?", (self.namespace,)).fetchone()
@@ -473,11 +477,13 @@ class Archive:
             raise NotFoundError(f"namespace {self.namespace!r} does not exist in {self.path}")
         return NamespaceInfo(embedder=row[0], dim=row[1])
 
+    @_guard("reading the clock")
     def clock(self) -> int:
         """The namespace's 'turns' clock: how many turns were ever added to it."""
         row = self._conn().execute("SELECT seq FROM namespaces WHERE name = ?", (self.namespace,)).fetchone()
         return row[0] if row else 0
 
+    @_guard("listing namespaces")
     def namespaces(self) -> list[str]:
         """All namespaces in the store (names only: their contents stay with them)."""
         return [r[0] for r in self._conn().execute("SELECT name FROM namespaces ORDER BY name")]
@@ -894,7 +900,8 @@ class Archive:
         gen = self._vec_gen()
         if self._index is not None and self._index_gen == gen:
             return self._index
-        self._index = self._saved_index(dim, gen) or self._rebuilt_index(dim)
+        saved = self._saved_index(dim, gen)
+        self._index, self._index_dirty = (saved, False) if saved is not None else (self._rebuilt_index(dim), True)
         self._index_gen = gen
         return self._index
 
@@ -945,7 +952,7 @@ class Archive:
                 return
             gen = self._vec_gen()
             row = self._conn().execute("SELECT index_gen FROM namespaces WHERE name = ?", (self.namespace,)).fetchone()
-            if row is None or (row[0] == gen and not force):
+            if row is None or (row[0] == gen and not self._index_dirty and not force):
                 return
             index = self._vector_index()
             data = index.to_bytes()
@@ -956,6 +963,7 @@ class Archive:
                     "UPDATE namespaces SET index_sha = ?, index_gen = ?, index_dead = ? WHERE name = ?",
                     (sha256(data), gen, json.dumps(sorted(index.dead)), self.namespace),
                 )
+            self._index_dirty = False
 
     # ----- log and stats
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA", "connect", "schema_version", "migrate", "get_meta", "set_meta"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA", "connect", "prepare_writer", "schema_version", "migrate", "get_meta", "set_meta"]
 
 SCHEMA_VERSION = 2
 
@@ -76,23 +76,28 @@ ALTER TABLE pages ADD COLUMN sha256 TEXT;
 
 
 def connect(db_path: Path, *, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
-    """A connection to the store's database; a writer's creates the tables if missing (a new database gets
-    schema_version 2; an old one keeps its version until `migrate`). immutable=True (read-only media, where
-    SQLite cannot create its -shm file) reads the database file as it is, without the WAL."""
+    """A connection to the store's database that has written nothing yet (call `prepare_writer` once the
+    database is known to be this store's). immutable=True (read-only media, where SQLite cannot create
+    its -shm file) reads the database file as it is, without the WAL."""
     if read_only:
         uri = f"file:{db_path}?mode=ro" + ("&immutable=1" if immutable else "")
         db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
     else:
         db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA secure_delete=ON")  # freed bytes are zeroed: deleted turn text leaves no trace
-        db.execute("PRAGMA synchronous=FULL")  # a returned add survives kill -9 and power loss
-        db.execute("PRAGMA temp_store=MEMORY")  # no temp files on disk
-        db.executescript(SCHEMA)
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=30000")
     return db
+
+
+def prepare_writer(db: sqlite3.Connection) -> None:
+    """WAL mode, the durability and privacy pragmas, and the tables that are missing (a new database gets
+    schema_version 2; an old one keeps its version until `migrate`)."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA secure_delete=ON")  # freed bytes are zeroed: deleted turn text leaves no trace
+    db.execute("PRAGMA synchronous=FULL")  # a returned add survives kill -9 and power loss
+    db.execute("PRAGMA temp_store=MEMORY")  # no temp files on disk
+    db.executescript(SCHEMA)
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
 
 def get_meta(db: sqlite3.Connection, key: str) -> str | None:

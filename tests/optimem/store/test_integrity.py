@@ -282,3 +282,31 @@ def test_bad_lock_timeout_is_refused_before_anything_is_written(tmp_path, bad):
     with pytest.raises(InvalidInputError, match="lock_timeout"):
         Archive.open(tmp_path / "s", lock_timeout=bad)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_damaged_index_is_replaced_by_the_next_writer(tmp_path):
+    a, ids = _store(tmp_path / "s", pages=2)
+    a.close()
+    idx = tmp_path / "s" / "index" / f"{folder_of('default')}.faiss"
+    idx.write_bytes(idx.read_bytes()[:-16])  # torn
+    w = Archive.open(tmp_path / "s")
+    assert w.search(_vecs(4)[2], 1)[0].turn_id == ids[2]
+    w.close()  # writes the rebuilt index back, with its hash
+    r = Archive.open(tmp_path / "s", read_only=True)
+    assert r.index_problem() is None
+    r.close()
+
+
+def test_a_foreign_database_is_refused_and_left_byte_for_byte(tmp_path):
+    _store(tmp_path / "s")[0].close()
+    db = tmp_path / "s" / "optimem.sqlite3"
+    db.unlink()
+    other = sqlite3.connect(db)
+    other.execute("CREATE TABLE notes (x TEXT)")
+    other.commit()
+    other.close()
+    before = db.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(StoreFormatError, match="not an optimem database"):
+            Archive.open(tmp_path / "s", read_only=read_only)
+    assert db.read_bytes() == before
