@@ -394,8 +394,8 @@ class Memory:
 
     def add_many(self, turns: Iterable[str | Mapping[str, Any] | Turn], *, pin: bool = False) -> list[TurnId]:
         """Remember several turns in order, in one transaction: all of them or (on error) none."""
-        if isinstance(turns, (str, Mapping, Turn)):
-            raise InvalidInputError("add_many takes a list of turns; for one turn use add(turn)")
+        if isinstance(turns, (str, Mapping, Turn)) or not isinstance(turns, Iterable):
+            raise InvalidInputError(f"add_many takes a list of turns, got {type(turns).__name__}; for one turn use add(turn)")
         with self._lock:
             self._check_writable()
             parsed = [_as_turn(t) for t in turns]
@@ -874,8 +874,8 @@ class Memory:
     def events(self, *, turn_id: TurnId | None = None, limit: int | None = None) -> list:
         """The audit log (optimem.store.Event): every add, page-out, recall, tier change, pin, forget."""
         turn_id = None if turn_id is None else _turn_id(turn_id)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise InvalidInputError(f"limit must be None or an int >= 0, got {limit!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_TURN_ID):
+            raise InvalidInputError(f"limit must be None or an int from 0 to 2**63-1, got {limit!r}")
         with self._lock:
             self._check_open()
             return self._archive.events(turn_id=turn_id, limit=limit)

@@ -1029,9 +1029,11 @@ class Archive:
         return get_meta(self._conn(), "store_id")
 
     def index_problem(self) -> str | None:
-        """Why the saved index file cannot serve this namespace (None if it can, or there is none yet)."""
+        """Why the saved index file cannot serve this namespace, or None. A file older than the database is
+        no problem (a cache: the writer rewrites it at close and consolidate, an open rebuilds it); a file
+        whose bytes differ from its recorded SHA-256, or whose vectors differ from SQLite's, is."""
         with self._mutex:
-            if self._schema < 2 or not self.namespaces().count(self.namespace):
+            if self._schema < 2 or self.namespace not in self.namespaces():
                 return None
             db = self._conn()
             sha, gen = db.execute(
@@ -1044,12 +1046,15 @@ class Archive:
                 return f"{path.name} was never recorded in the database"
             if sha256(path.read_bytes()) != sha:
                 return f"{path.name} does not match its recorded SHA-256 (damaged)"
+            want = {r[0] for r in db.execute("SELECT id FROM vectors WHERE namespace = ?", (self.namespace,))}
+            live = set(self._vector_index()._contents()[0].tolist())
+            if live != want:
+                return f"the index in use holds {len(live)} vectors, the database {len(want)}"
             if gen != self._vec_gen():
-                return f"{path.name} is older than the database (generation {gen} < {self._vec_gen()})"
+                return None
             saved = self._saved_index(self.namespace_info().dim, gen)
             if saved is None:
                 return f"{path.name} cannot be loaded"
-            want = {r[0] for r in db.execute("SELECT id FROM vectors WHERE namespace = ?", (self.namespace,))}
             have = set(saved._contents()[0].tolist())
             if have != want:
                 return f"{path.name} holds {len(have)} vectors, the database {len(want)}"
