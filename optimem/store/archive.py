@@ -279,21 +279,44 @@ class Archive:
 
     def _create(self) -> None:
         """Make a new store under the lock: database first, manifest last (its presence marks a finished
-        store). Leftovers of an interrupted creation are replaced: that open never returned, so they hold
-        nothing anyone was told is stored."""
-        for name in _DB_FILES:
-            (self.path / name).unlink(missing_ok=True)
+        store). A database with a store id (killed just before the manifest) is completed; other leftovers
+        of an interrupted creation are replaced: that open never returned, so they hold nothing anyone was
+        told is stored. A database that holds turns but no store id is not ours to guess: refused."""
+        store_id, turns = self._leftover_database()
+        if store_id is None and turns:
+            raise StoreFormatError(
+                f"{self.path} has no {MANIFEST}, but its {DB_FILE} holds {turns} turns; nothing was changed. Restore "
+                f"{MANIFEST} from a backup"
+            )
         for f in self.path.iterdir():
             if _TMP.fullmatch(f.name):
                 f.unlink()
-        store_id = uuid.uuid4().hex
-        db = connect(self.path / DB_FILE, read_only=False)
-        try:
-            prepare_writer(db)
-            set_meta(db, "store_id", store_id)
-        finally:
-            db.close()
+        if store_id is None:
+            for name in _DB_FILES:
+                (self.path / name).unlink(missing_ok=True)
+            store_id = uuid.uuid4().hex
+            db = connect(self.path / DB_FILE, read_only=False)
+            try:
+                prepare_writer(db)
+                set_meta(db, "store_id", store_id)
+            finally:
+                db.close()
         write_manifest(self.path, FORMAT_VERSION, store_id=store_id)
+
+    def _leftover_database(self) -> tuple[str | None, int]:
+        """(store id, turns) of a database found without a manifest; (None, 0) if there is none or it is torn."""
+        if not (self.path / DB_FILE).is_file():
+            return None, 0
+        try:
+            db = connect(self.path / DB_FILE, read_only=True)
+            try:
+                store_id = get_meta(db, "store_id") if schema_version(db) else None
+                turns = db.execute("SELECT COUNT(*) FROM turns").fetchone()[0] if store_id or schema_version(db) else 0
+                return store_id, turns
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None, 0
 
     def _db_path_or_error(self) -> Path:
         db_path = self.path / DB_FILE
@@ -650,9 +673,13 @@ class Archive:
     def _drop_files(self, names: Sequence[str]) -> None:
         """After the commit that moved `names` to dead_files: delete them (only inside the store)."""
         for name in names:
-            with contextlib.suppress(PageDamagedError, OSError):
+            try:
                 confine(self.path, name).unlink(missing_ok=True)
-        self._unlinked.extend(names)
+            except PageDamagedError:
+                pass  # outside the store: never deleted, and nothing of ours to keep track of
+            except OSError:
+                continue  # still there: its dead_files row stays, so the next open's sweep retries
+            self._unlinked.append(name)
 
     @_guard("paging turns out")
     def page_out(self, pages: Sequence[NewPage], *, tier: str) -> list[int]:
@@ -1096,8 +1123,8 @@ class Archive:
             moved = []
             for rel in rel_paths:
                 src = self.path / rel
-                if src.resolve().parent != (self.path / rel).parent.resolve():
-                    continue  # only move entries that are really inside the store (not through symlinked folders)
+                if not src.parent.resolve().is_relative_to(self.path.resolve()):
+                    continue  # only entries really inside the store (a symlink itself is moved, not its target)
                 dst = self.path / QUARANTINE / stamp / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)

@@ -310,3 +310,23 @@ def test_a_foreign_database_is_refused_and_left_byte_for_byte(tmp_path):
         with pytest.raises(StoreFormatError, match="not an optimem database"):
             Archive.open(tmp_path / "s", read_only=read_only)
     assert db.read_bytes() == before
+
+
+def test_store_killed_before_its_manifest_is_completed_not_wiped(tmp_path):
+    a = Archive.open(tmp_path / "s")
+    a.ensure_namespace("test-embedder", 16)
+    ids = a.add_turns([NewTurn("user", f"t{i}", 1.0, None, 1) for i in range(4)], [v[None] for v in _vecs(4)],
+                      strength=1.0)
+    store_id = a.store_id()
+    _crash(a)
+    (tmp_path / "s" / "manifest.json").unlink()  # the state a kill between the database and the manifest leaves
+    b = Archive.open(tmp_path / "s")
+    assert b.store_id() == store_id and [t.id for t in b.live_turns()] == ids
+    b.close()
+    db = sqlite3.connect(tmp_path / "s" / "optimem.sqlite3")  # a database with turns but no store id
+    db.execute("DELETE FROM meta WHERE key = 'store_id'")
+    db.commit()
+    db.close()
+    (tmp_path / "s" / "manifest.json").unlink()
+    with pytest.raises(StoreFormatError, match="holds 4 turns"):
+        Archive.open(tmp_path / "s")
