@@ -3,5 +3,5 @@ Import from optimem.store; this module re-exports its names for code written aga
 
 from __future__ import annotations
 
-from optimem.store import *  # noqa: F401,F403
-from optimem.store import __all__  # noqa: F401
+from optimem.store import *
+from optimem.store import __all__

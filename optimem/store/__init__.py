@@ -1,6 +1,7 @@
 """optimem.store: the store directory (SQLite + FAISS + page PNGs) that a Memory keeps its turns in.
 
     archive.py   Archive: one namespace of a store opened for reading or writing (the only entry point)
+    opening.py   creating, identifying, upgrading and sweeping a store directory as it is opened
     records.py   the frozen dataclasses that cross its boundary (NewTurn, NewPage, TurnRecord, ...)
     files.py     atomic writes, the writer's lock, the manifest
     schema.py    the SQLite schema and connections

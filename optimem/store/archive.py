@@ -34,9 +34,9 @@ Durability and integrity:
 One Archive is bound to one namespace: every query filters on it, and each namespace has its own
 FAISS index, so one namespace's recall cannot see another's turns. The archive knows nothing about
 rendering or models: it stores bytes, vectors and the records of optimem.store.records that
-`optimem.memory` computes. Its parts: records.py (the typed records), files.py (atomic writes, lock,
-manifest, confinement, error mapping), schema.py (SQLite and its migrations), vectors.py (FAISS),
-check.py (`optimem check`).
+`optimem.memory` computes. Its parts: opening.py (create, identify, upgrade, sweep), records.py (the typed
+records), files.py (atomic writes, lock, manifest, confinement, error mapping), schema.py (SQLite and its
+migrations), vectors.py (FAISS), check.py (`optimem check`).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -70,19 +70,15 @@ from optimem.errors import (
 )
 from optimem.forgetting import TIER_TOKENS
 from optimem.store.files import (
-    DB_FILE,
-    LOCK_FILE,
-    MANIFEST,
-    QUARANTINE,
+    FORMAT_VERSION,
     StoreLock,
     atomic_write,
     confine,
     dir_bytes,
-    read_manifest,
     sha256,
     storage_error,
-    write_manifest,
 )
+from optimem.store.opening import open_reader, open_writer
 from optimem.store.records import (
     ArchiveStats,
     Event,
@@ -94,14 +90,11 @@ from optimem.store.records import (
     SearchHit,
     TurnRecord,
 )
-from optimem.store.schema import connect, get_meta, migrate, prepare_writer, schema_version, set_meta
+from optimem.store.schema import get_meta
 from optimem.store.vectors import HNSW_THRESHOLD, VectorIndex
 
 __all__ = ["FORMAT_VERSION", "Archive", "validate_namespace", "folder_of"]
 
-FORMAT_VERSION = 2  # 1: optimem 0.1 (no store id, no hashes); opened for writing, it is upgraded in place
-_DB_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal")
-_TMP = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # atomic_write's temp files
 MAX_ID = 2**63 - 1
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -217,151 +210,15 @@ class Archive:
             raise StoreFormatError(f"{self.path} is a file; an optimem store is a directory. Pass a directory path.")
         try:
             if read_only:
-                self._open_reader()
+                open_reader(self)
             else:
-                self._open_writer(float(lock_timeout), create)
+                open_writer(self, float(lock_timeout), create)
         except BaseException as e:
             self._release()
             if isinstance(e, (OSError, sqlite3.Error)) and not isinstance(e, OptimemError):
                 raise storage_error(e, self.path, "opening it") from e
             raise
         return self
-
-    def _open_reader(self) -> None:
-        if not (self.path / MANIFEST).exists():
-            raise StoreFormatError(f"no optimem store at {self.path} (no {MANIFEST}); open it once for writing to create it")
-        info = read_manifest(self.path, FORMAT_VERSION)
-        db_path = self._db_path_or_error()
-        try:
-            self._db = connect(db_path, read_only=True)
-            self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            if os.access(self.path, os.W_OK):
-                raise
-            # read-only media: SQLite cannot create the -shm file WAL readers need; read the file as it is
-            if self._db is not None:
-                self._db.close()
-            self._db = connect(db_path, read_only=True, immutable=True)
-        self._schema = schema_version(self._db)
-        self._check_identity(info)
-
-    def _open_writer(self, lock_timeout: float, create: bool) -> None:
-        if not self.path.exists():
-            if not create:
-                raise StoreFormatError(f"no optimem store at {self.path}; pass create=True to make one")
-            self.path.mkdir(parents=True, exist_ok=True)  # another process may be creating it too
-        self._refuse_foreign()  # before the lock file is written into someone else's directory
-        self._lock = StoreLock(self.path, lock_timeout)
-        if not (self.path / MANIFEST).exists():
-            self._refuse_foreign()  # again, now that no other writer can be half way through creating it
-            self._create()
-        info = read_manifest(self.path, FORMAT_VERSION)
-        self._db = connect(self._db_path_or_error(), read_only=False)
-        self._check_identity(info)  # before anything is written to it: it may be another store's, or not ours
-        prepare_writer(self._db)
-        if self._schema < 2 or info.get("format_version") != FORMAT_VERSION or "store_id" not in info:
-            self._upgrade(info)
-        self._checkpoint()  # a crash may have left turn text of paged-out turns in the WAL
-        self._sweep()
-
-    def _refuse_foreign(self) -> None:
-        """A directory without a manifest may hold only what an interrupted creation leaves behind."""
-        if (self.path / MANIFEST).exists():
-            return
-        ours = {LOCK_FILE, *_DB_FILES}
-        foreign = [p.name for p in self.path.iterdir() if p.name not in ours and not _TMP.fullmatch(p.name)]
-        if foreign:
-            raise StoreFormatError(
-                f"{self.path} is a non-empty directory without {MANIFEST} (it holds {sorted(foreign)[:3]}), so "
-                "it is not an optimem store; pass an empty or new directory. If it is a store whose manifest was "
-                f"lost, restore {MANIFEST} from a backup"
-            )
-
-    def _create(self) -> None:
-        """Make a new store under the lock: database first, manifest last (its presence marks a finished
-        store). A database with a store id (killed just before the manifest) is completed; other leftovers
-        of an interrupted creation are replaced: that open never returned, so they hold nothing anyone was
-        told is stored. A database that holds turns but no store id is not ours to guess: refused."""
-        store_id, turns = self._leftover_database()
-        if store_id is None and turns:
-            raise StoreFormatError(
-                f"{self.path} has no {MANIFEST}, but its {DB_FILE} holds {turns} turns; nothing was changed. Restore "
-                f"{MANIFEST} from a backup"
-            )
-        for f in self.path.iterdir():
-            if _TMP.fullmatch(f.name):
-                f.unlink()
-        if store_id is None:
-            for name in _DB_FILES:
-                (self.path / name).unlink(missing_ok=True)
-            store_id = uuid.uuid4().hex
-            db = connect(self.path / DB_FILE, read_only=False)
-            try:
-                prepare_writer(db)
-                set_meta(db, "store_id", store_id)
-            finally:
-                db.close()
-        write_manifest(self.path, FORMAT_VERSION, store_id=store_id)
-
-    def _leftover_database(self) -> tuple[str | None, int]:
-        """(store id, turns) of a database found without a manifest; (None, 0) if there is none or it is torn."""
-        if not (self.path / DB_FILE).is_file():
-            return None, 0
-        try:
-            db = connect(self.path / DB_FILE, read_only=True)
-            try:
-                store_id = get_meta(db, "store_id") if schema_version(db) else None
-                turns = db.execute("SELECT COUNT(*) FROM turns").fetchone()[0] if store_id or schema_version(db) else 0
-                return store_id, turns
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return None, 0
-
-    def _db_path_or_error(self) -> Path:
-        db_path = self.path / DB_FILE
-        if not db_path.is_file():
-            raise StoreFormatError(
-                f"{db_path} is missing, so {self.path} cannot be opened (nothing was changed or deleted). Restore "
-                f"{DB_FILE} from the backup it was copied with; without it the page images cannot be mapped to turns"
-            )
-        return db_path
-
-    def _check_identity(self, info: Mapping[str, Any]) -> None:
-        """The database must be this store's: same store_id as the manifest, or (format 1) none at all."""
-        db = self._conn()
-        self._schema = schema_version(db)
-        if self._schema == 0:
-            raise StoreFormatError(f"{self.path / DB_FILE} is not an optimem database; restore the store's own")
-        db_id, man_id = get_meta(db, "store_id"), info.get("store_id")
-        if man_id is not None and db_id != man_id:
-            raise StoreFormatError(
-                f"{self.path / DB_FILE} belongs to another store (store id {db_id!r}, the manifest says {man_id!r}); "
-                f"nothing was changed or deleted. Put this store's own {DB_FILE} back, or open the other store's "
-                "directory instead"
-            )
-
-    def _upgrade(self, info: Mapping[str, Any]) -> None:
-        """Format 1 -> 2 in place: new columns, hashes of the page files as they are now, a store id in the
-        database and then in the manifest (both idempotent, so a crash half way just redoes it)."""
-        db = self._conn()
-        with self._tx():
-            if migrate(db):
-                for pid, f in db.execute("SELECT id, file FROM pages").fetchall():
-                    try:
-                        digest = sha256(confine(self.path, f).read_bytes())
-                    except (PageDamagedError, FileNotFoundError):
-                        digest = None  # reads of this page now say it is damaged
-                    db.execute("UPDATE pages SET sha256 = ? WHERE id = ?", (digest, pid))
-            store_id = get_meta(db, "store_id") or info.get("store_id") or uuid.uuid4().hex
-            set_meta(db, "store_id", store_id)
-        self._schema = 2
-        index_dir = self.path / "index"  # format 1's index/<ns>.faiss|json: caches, rebuilt when needed
-        if index_dir.is_dir():
-            for f in index_dir.iterdir():
-                if f.suffix in (".json", ".faiss") and f.stem in self.namespaces():
-                    f.unlink()
-        write_manifest(self.path, FORMAT_VERSION, store_id=store_id)
 
     def _checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to 0 bytes (old versions of rows go with it).
@@ -374,31 +231,6 @@ class Archive:
         except sqlite3.OperationalError:
             return False
         return not busy
-
-    def _sweep(self) -> None:
-        """Delete the files a crash left behind, with proof: names in pending_files (written, never
-        committed) or dead_files (dropped by a commit, not yet deleted) that no page references, and
-        atomic_write's temp files. Anything else is left for `optimem check` to report."""
-        db = self._conn()
-        names = [r[0] for r in db.execute("SELECT name FROM pending_files UNION SELECT name FROM dead_files")]
-        if names:
-            live = {r[0] for r in db.execute("SELECT file FROM pages")}
-            for name in names:
-                if name not in live:
-                    with contextlib.suppress(PageDamagedError):
-                        confine(self.path, name).unlink(missing_ok=True)
-            with self._tx():
-                db.execute("DELETE FROM pending_files")
-                db.execute("DELETE FROM dead_files")
-        for d in (self.path, self.path / "index", *self._page_dirs()):
-            if d.is_dir() and not d.is_symlink():
-                for f in d.iterdir():
-                    if _TMP.fullmatch(f.name) and f.is_file():
-                        f.unlink()
-
-    def _page_dirs(self) -> list[Path]:
-        root = self.path / "pages"
-        return [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()] if root.is_dir() else []
 
     def _release(self) -> None:
         if self._db is not None:
@@ -1095,38 +927,3 @@ class Archive:
             self._index = self._rebuilt_index(self.namespace_info().dim)
             self._index_gen = self._vec_gen()
             self.flush(force=True)
-
-    def unreferenced_files(self) -> list[str]:
-        """Files under pages/ (any namespace) that no page of the store references, and temp files:
-        relative paths. Compared by file name, so a folder whose case changed on a case-insensitive
-        filesystem still counts as referenced."""
-        with self._mutex:
-            live = {Path(r[0]).name for r in self._conn().execute("SELECT file FROM pages")}
-            root = self.path / "pages"
-            out = []
-            if root.is_dir():
-                for f in sorted(root.rglob("*")):
-                    if (f.is_file() or f.is_symlink()) and f.name not in live:
-                        out.append(f.relative_to(self.path).as_posix())
-            for d in (self.path, self.path / "index"):
-                if d.is_dir():
-                    out += [f.relative_to(self.path).as_posix() for f in sorted(d.iterdir()) if _TMP.fullmatch(f.name)]
-            return out
-
-    @_guard("quarantining files")
-    def quarantine(self, rel_paths: Sequence[str]) -> list[str]:
-        """Move these files (relative to the store) into quarantine/<UTC time>/, keeping their relative
-        paths; never deletes anything. Returns where they went (relative paths)."""
-        with self._mutex:
-            self._writable()
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            moved = []
-            for rel in rel_paths:
-                src = self.path / rel
-                if not src.parent.resolve().is_relative_to(self.path.resolve()):
-                    continue  # only entries really inside the store (a symlink itself is moved, not its target)
-                dst = self.path / QUARANTINE / stamp / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-                moved.append(dst.relative_to(self.path).as_posix())
-            return moved

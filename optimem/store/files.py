@@ -16,18 +16,29 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from optimem.errors import OptimemError, PageDamagedError, StoreError, StoreFormatError, StoreFullError, StoreLockedError
+from optimem.errors import (
+    OptimemError,
+    PageDamagedError,
+    StoreError,
+    StoreFormatError,
+    StoreFullError,
+    StoreLockedError,
+)
 
-__all__ = ["MANIFEST", "DB_FILE", "LOCK_FILE", "QUARANTINE", "atomic_write", "fsync_dir", "dir_bytes",
+__all__ = ["FORMAT_VERSION", "MANIFEST", "DB_FILE", "DB_FILES", "LOCK_FILE", "QUARANTINE", "TMP_NAME", "atomic_write", "fsync_dir", "dir_bytes",
            "StoreLock", "read_manifest", "write_manifest", "sha256", "confine", "storage_error"]
 
+FORMAT_VERSION = 2  # of the store directory; 1: optimem 0.1 (no store id, no hashes), upgraded by a writer
 MANIFEST, DB_FILE, LOCK_FILE, QUARANTINE = "manifest.json", "optimem.sqlite3", "lock", "quarantine"
+DB_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal")
+TMP_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # atomic_write's temp files
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 

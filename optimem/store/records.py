@@ -4,8 +4,9 @@ the store never takes or returns bare tuples or dicts of counts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "NewTurn",

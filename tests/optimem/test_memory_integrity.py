@@ -80,7 +80,8 @@ def test_truncated_page_affects_only_its_turns_and_the_rest_carries_on(make_memo
 
 def test_a_failed_page_out_after_commit_still_returns_the_id(make_memory, monkeypatch):
     m = make_memory(working_tokens=600)
-    first, other = m.add(f"first {FILLER}"), m.add(f"other {FILLER}")  # 2 x ~280 tokens: under budget
+    first = m.add(f"first {FILLER}")
+    m.add(f"other {FILLER}")  # 2 x ~280 tokens: under budget
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -240,7 +241,7 @@ def test_full_disk_gives_store_full_error_commits_nothing_and_recovers(small_fs,
         except StoreFullError as e:
             failures += 1
             assert "nothing of this call was committed" in str(e)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             pytest.fail(f"raw error on a full disk: {type(e).__name__}: {e}")
     assert failures > 0
     assert len(m._archive.live_turns()) == n_before + 20 - failures

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optimem.store import FORMAT_VERSION, Archive, NewPage, NewTurn, validate_namespace
-from optimem.store.archive import folder_of
 from optimem.errors import (
     InvalidNamespaceError,
     NotFoundError,
@@ -22,6 +20,9 @@ from optimem.errors import (
     StoreFormatError,
     StoreLockedError,
 )
+from optimem.store import FORMAT_VERSION, Archive, NewPage, NewTurn, validate_namespace
+from optimem.store.archive import folder_of
+from optimem.store.check import unreferenced_files
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -149,7 +150,7 @@ def test_open_sweeps_only_files_the_database_proves_unreferenced(tmp_path):
     b = _open(tmp_path / "s")
     assert sorted(p.name for p in folder.iterdir()) == sorted([Path(kept).name, "deadbeef.png"])
     assert b.read_page(b.pages()[0]) == b"png-bytes"
-    assert b.unreferenced_files() == [f"{Path(kept).parent.as_posix()}/deadbeef.png"]
+    assert unreferenced_files(b) == [f"{Path(kept).parent.as_posix()}/deadbeef.png"]
     b.close()
 
 
