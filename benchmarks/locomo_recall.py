@@ -74,14 +74,14 @@ def score(ranked: Sequence[int], evidence: Sequence[int]) -> dict:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from demos.needle_in_haystack import CachingEmbedder, TextRag, _embedder, load_reader
+    from demos.needle_in_haystack import CachingEmbedder, TextRag, embedder_for, load_reader
     from ocr_model.eval import char_precision
     from optimem import Memory, Turn
 
     torch.set_num_threads(args.threads)
     convs = load_locomo(args.locomo)[: args.conversations]
     reader, model_dir = load_reader(args.model, args.max_new_tokens, 4)
-    emb = CachingEmbedder(_embedder(args.embedder))
+    emb = CachingEmbedder(embedder_for(args.embedder))
     rows, reads = [], []
     t_start = time.time()
     for ci, conv in enumerate(convs):

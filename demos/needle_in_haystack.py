@@ -402,7 +402,7 @@ def load_reader(model: str | None, max_new_tokens: int, batch_size: int, views: 
     return reader, _shown(model or shipped_model_dir())
 
 
-def _embedder(name: str) -> Any:
+def embedder_for(name: str) -> Any:
     from optimem.embed import E5Embedder, HashingEmbedder, MiniLMEmbedder
 
     return {"e5": E5Embedder, "minilm": MiniLMEmbedder, "hashing": HashingEmbedder}[name]()
@@ -458,7 +458,7 @@ def run(args: argparse.Namespace) -> dict:
     depths = [float(x) for x in args.depths.split(",")]
     pool, source = load_haystack(args.haystack) if args.haystack else default_pool(args.seed)
     reader, model_dir = load_reader(args.model, args.max_new_tokens, args.batch_size, args.views)
-    embedder = CachingEmbedder(_embedder(args.embedder))
+    embedder = CachingEmbedder(embedder_for(args.embedder))
 
     plans = []
     for length in lengths:

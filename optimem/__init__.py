@@ -17,10 +17,12 @@ from .errors import (
     ModelNotFoundError,
     NotFoundError,
     OptimemError,
+    PageDamagedError,
     ReadOnlyError,
     StoreClosedError,
     StoreError,
     StoreFormatError,
+    StoreFullError,
     StoreLockedError,
 )
 from .forgetting import ForgettingPolicy
@@ -56,6 +58,8 @@ __all__ = [
     "StoreFormatError",
     "StoreClosedError",
     "ReadOnlyError",
+    "PageDamagedError",
+    "StoreFullError",
     "EmbedderError",
     "ModelError",
     "ModelNotFoundError",

@@ -1,4 +1,5 @@
-"""The `optimem` command line: one argparse subcommand per verb (render, add, recall, stats, consolidate, mcp).
+"""The `optimem` command line: one argparse subcommand per verb (render, add, recall, stats, consolidate, check,
+mcp).
 
 Contract:
   - every error is one line on stderr and exit status 2: bad arguments or values, a missing store or
@@ -7,12 +8,14 @@ Contract:
   - arguments and turns are checked before anything is opened, so a bad call creates no store;
   - only reading a page back loads the OCR model (optimem.lazy_reader): stats, add, consolidate,
     recall --no-decode, recall of verbatim turns, --help and --version never import torch;
-  - all memory commands take --namespace, --model, --lock-timeout; `optimem --version` prints the version.
+  - all memory commands take --namespace, --model, --lock-timeout; `optimem --version` prints the version;
+  - check verifies a store without a model: exit 0 ok, 1 problems remain, 2 the store cannot be opened.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shutil
@@ -104,11 +107,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _open_memory(args: argparse.Namespace, *, read_only: bool = False, existing: bool = False):
     """Memory(args.store, ...). existing=True: the store and the namespace must already exist (NotFoundError
     otherwise, and nothing is created)."""
-    from .archive import MANIFEST
+    from .store.files import MANIFEST
     from .errors import NotFoundError
     from .memory import Memory
 
-    kw = dict(model=args.model, namespace=args.namespace, lock_timeout=args.lock_timeout)
+    kw = dict(model=args.model, namespace=args.namespace, lock_timeout=args.lock_timeout,
+              verify=not getattr(args, "no_verify", False))
     if existing:
         if not (Path(args.store) / MANIFEST).is_file():
             raise NotFoundError(f"no optimem store at {args.store}; create one with: optimem add {args.store} TEXT")
@@ -232,6 +236,28 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
                  read_only=args.read_only)
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Verify a store (every namespace, or --namespace); exit 0 if all is well, 1 if problems remain, 2 if
+    the store cannot be opened. Needs no model: it reads the store, not the pages' text."""
+    from .errors import OptimemError
+    from .store import Archive
+    from .store.check import check_store, format_report
+
+    try:
+        with contextlib.closing(Archive.open(args.store, read_only=not args.repair, create=False)) as a:
+            names = [args.namespace] if args.namespace else a.namespaces()
+        ok = True
+        for name in names:
+            with contextlib.closing(Archive.open(args.store, name, read_only=not args.repair, create=False)) as a:
+                report = check_store(a, repair=args.repair)
+            print("\n".join(format_report(report)))
+            ok = ok and report.ok
+    except OptimemError as e:
+        print(f"optimem check: {e}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
+
+
 def _memory_parser(sub, name: str, help: str, func, store_help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("store", help=store_help)
@@ -241,6 +267,9 @@ def _memory_parser(sub, name: str, help: str, func, store_help: str) -> argparse
                         "loaded only when a page is read back")
     p.add_argument("--lock-timeout", type=_non_negative, default=10.0, metavar="SECONDS",
                    help="how long to wait for another process that has the store open for writing (default 10)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="page turns out without reading the pages back (Memory(verify=False)); by default every "
+                        "page written is read back, which loads the model")
     p.set_defaults(func=func)
     return p
 
@@ -292,6 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
                        created)
     p.add_argument("--read-only", action="store_true",
                    help="serve without the write lock: recall, context and stats only")
+
+    p = sub.add_parser("check", help="verify a store's pages, index and files; --repair fixes what it can",
+                       description="Verify every page against its SHA-256, the index against SQLite, the "
+                                   "manifest, and files no page references. Exit 0: ok; 1: problems; 2: unusable.")
+    p.add_argument("store", help="the store directory")
+    p.add_argument("--namespace", default=None, help="check only this namespace (default: all)")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild the index from the vectors and move unreferenced files to quarantine/ "
+                        "(never deletes); damaged pages are listed with their turns")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 

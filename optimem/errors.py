@@ -6,15 +6,18 @@
      ├── NotFoundError (KeyError)          no turn with that id in this namespace (or it was forgotten)
      ├── StoreError (OSError)              the store directory cannot be used as asked
      │    ├── StoreLockedError             another process has the store open for writing
-     │    ├── StoreFormatError             not an optimem store, or one written by a newer format version
+     │    ├── StoreFormatError             not an optimem store, damaged, from another store, or a newer format
+ │    │    └── PageDamagedError         one page image is missing, truncated, altered or outside the store
+ │    ├── StoreFullError               the disk is full: nothing of the call was committed
      │    ├── StoreClosedError             the Memory / Archive was closed
      │    └── ReadOnlyError                a write was attempted on a store opened with read_only=True
      ├── EmbedderError                     the embedder is missing, broken, or not the one the store was built with
      └── ModelError                        the OCR model cannot be found or loaded
           └── ModelNotFoundError           no model was passed and no shipped model exists
 
-Catch `OptimemError` to handle everything optimem raises on purpose. I/O errors from the operating
-system (disk full, permissions) are not wrapped: they propagate as the `OSError` they are.
+Catch `OptimemError` to handle everything optimem raises on purpose. The store's I/O errors are wrapped:
+a full disk is StoreFullError, read-only media or missing permissions are StoreError, a damaged database
+is StoreFormatError; each keeps the operating system's error as its __cause__.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ __all__ = [
     "StoreFormatError",
     "StoreClosedError",
     "ReadOnlyError",
+    "PageDamagedError",
+    "StoreFullError",
     "EmbedderError",
     "ModelError",
     "ModelNotFoundError",
@@ -64,6 +69,22 @@ class StoreLockedError(StoreError):
 
 class StoreFormatError(StoreError):
     """The directory is not an optimem store, is damaged, or uses an unknown format version."""
+
+
+class PageDamagedError(StoreFormatError):
+    """A page image is missing, truncated, altered (its SHA-256 differs from the one recorded when it was
+    written) or stored at a path outside the store. Only the turns drawn on that page are affected."""
+
+    def __init__(self, message: str, *, page_id: int | None = None, turn_ids: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.page_id, self.turn_ids = page_id, turn_ids
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the store is full. Nothing of the failed call was committed; free space and retry."""
 
 
 class StoreClosedError(StoreError):

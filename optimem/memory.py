@@ -8,8 +8,8 @@ How a turn flows:
   add      -> embedded (one vector per ~1000-char chunk, "<role>: <text>") and stored verbatim in the
               working memory, durably, before add returns
   overflow -> when the working memory passes `working_tokens`, its oldest turns (down to half the budget)
-              are rendered to pages (optimem.render), stored as PNG (16 greys) at the policy's top tier, and their
-              text is deleted from the store (optimem.archive); their vectors stay
+              are rendered to pages (ocr_model.page), read back and verified (optimem.pageout), stored as PNG (16 greys) at the policy's top tier, and their
+              text is deleted from the store (optimem.store); their vectors stay
   recall   -> the query is embedded, FAISS finds candidate turns, score = similarity combined with
               retention (optimem.forgetting), archived winners are read back from their pages by the
               model (optimem.reader) and cut out with the layout map (render.split_decoded). Decoded
@@ -28,11 +28,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 
 import os
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,7 +43,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from optimem.archive import HNSW_THRESHOLD, Archive, PageRecord, TurnRecord
+from optimem.store import HNSW_THRESHOLD, Archive, NewPage, NewTurn, PageRecord, RecallUpdate, TurnRecord
+from optimem.store.check import CheckReport, check_store
 from optimem.embed import (
     Embedder,
     check_vectors,
@@ -53,6 +56,7 @@ from optimem.errors import (
     EmbedderError,
     InvalidInputError,
     NotFoundError,
+    PageDamagedError,
     ReadOnlyError,
     StoreClosedError,
 )
@@ -70,13 +74,36 @@ from optimem.multimodal import ImageContext, image_part, image_tokens
 from optimem.multimodal import check as check_provider
 from optimem.pageout import TurnCheck, char_precision, draw_verified, read_turn_texts, unescape_for
 from optimem.reader import PageReader
-from ocr_model.page import COLS, ROWS, Layout, Turn, cells_used, page_at_tier, render_turns
+from ocr_model.page import COLS, ROWS, TIERS, Layout, Turn, cells_used, page_at_tier, render_turns
 from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact
 from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
 
 __all__ = ["Memory", "DEFAULT_WORKING_TOKENS"]
 
 DEFAULT_WORKING_TOKENS = 4096
+MAX_ROLE_CHARS = 64
+MAX_TURN_ID = 2**63 - 1  # SQLite's INTEGER
+MAX_K = 10_000
+MAX_CLOCK = 2**53  # the turns clock, and seconds: far past any real value, still exact in a float
+
+
+def _turn_id(value: Any) -> int:
+    """A turn id as the caller passed it, or InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < int(value) <= MAX_TURN_ID:
+        raise InvalidInputError(f"a turn id is an int from 1 to 2**63-1 (as add returned it), got {value!r}")
+    return int(value)
+
+
+def _check_json_keys(value: Any, where: str = "metadata") -> None:
+    """JSON objects need str keys; json.dumps would silently turn 1 into "1" or fail on mixed keys."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"turn {where} keys must be str, got {key!r} ({type(key).__name__})")
+            _check_json_keys(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json_keys(item, f"{where}[{i}]")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -124,6 +151,11 @@ def _as_turn(item: Any) -> Turn:
         )
     if not turn.role.strip():
         raise InvalidInputError("turn role is empty; use e.g. 'user' or 'assistant'")
+    if len(turn.role) > MAX_ROLE_CHARS or not turn.role.isprintable():
+        raise InvalidInputError(
+            f"turn role must be one line of at most {MAX_ROLE_CHARS} printable characters (it is copied into "
+            f"page headers and prompts), got {turn.role[:80]!r}"
+        )
     if not turn.text.strip():
         raise InvalidInputError("turn text is empty or only whitespace; there is nothing to remember")
     try:
@@ -135,6 +167,7 @@ def _as_turn(item: Any) -> Turn:
             "errors='replace' or 'surrogateescape'-free text"
         ) from None
     if turn.metadata is not None:
+        _check_json_keys(turn.metadata)
         try:
             json.dumps(dict(turn.metadata), allow_nan=False)
         except (TypeError, ValueError) as e:
@@ -202,6 +235,8 @@ class Memory:
             raise InvalidInputError(
                 f"page_levels must be 2, 4, 16 or 256 (grey levels kept in stored page images), got {page_levels!r}"
             )
+        if isinstance(cache_pages, bool) or not isinstance(cache_pages, int) or cache_pages < 0:
+            raise InvalidInputError(f"cache_pages must be an int >= 0 (decoded pages kept in RAM), got {cache_pages!r}")
         if policy is not None and not isinstance(policy, ForgettingPolicy):
             raise InvalidInputError(f"policy must be a ForgettingPolicy, got {type(policy).__name__}")
         if embedder is not None and not isinstance(embedder, Embedder):
@@ -238,7 +273,8 @@ class Memory:
 
     def _resolve_embedder(self, embedder: Embedder | None) -> Embedder:
         try:
-            name, dim = self._archive.namespace_info()
+            info = self._archive.namespace_info()
+            name, dim = info.embedder, info.dim
         except NotFoundError:
             name = dim = None
         if embedder is None:
@@ -309,8 +345,8 @@ class Memory:
 
     def add_many(self, turns: Iterable[str | Mapping[str, Any] | Turn], *, pin: bool = False) -> list[TurnId]:
         """Remember several turns in order, in one transaction: all of them or (on error) none."""
-        if isinstance(turns, (str, Mapping, Turn)):
-            raise InvalidInputError("add_many takes a list of turns; for one turn use add(turn)")
+        if isinstance(turns, (str, Mapping, Turn)) or not isinstance(turns, Iterable):
+            raise InvalidInputError(f"add_many takes a list of turns, got {type(turns).__name__}; for one turn use add(turn)")
         with self._lock:
             self._check_writable()
             parsed = [_as_turn(t) for t in turns]
@@ -321,7 +357,7 @@ class Memory:
             for t in parsed:
                 ts = float(t.timestamp) if t.timestamp is not None else now
                 meta = json.dumps(dict(t.metadata), sort_keys=True, ensure_ascii=False) if t.metadata else None
-                rows.append((t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
+                rows.append(NewTurn(t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
                 chunks = chunk_text(t.text)
                 chunk_texts += [f"{t.role}: {c}" for c in chunks]
                 counts.append(len(chunks))
@@ -330,7 +366,15 @@ class Memory:
             ids = self._archive.add_turns(
                 rows, per_turn, strength=self.policy.initial_strength, pinned=[pin] * len(parsed)
             )
-            self._page_out_overflow()
+            try:  # committed: from here on the caller must get its ids, whatever happens to the page-out
+                self._page_out_overflow()
+            except Exception as e:  # noqa: BLE001 - reported, and retried by the next add
+                warnings.warn(
+                    f"optimem: turns {ids} were stored, but paging old turns out failed ({type(e).__name__}: {e}); "
+                    "they stay in working memory and the next add retries",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             return ids
 
     def _page_out_overflow(self) -> None:
@@ -368,8 +412,8 @@ class Memory:
         payload = []
         for page in drawn.pages:
             ids = list(dict.fromkeys(s.turn_id for s in page.layout.segments))
-            payload.append((png_bytes(page_at_tier(page.image, tier), self.page_levels),
-                            _page_json(page.layout, drawn.checks), ids))
+            payload.append(NewPage(png_bytes(page_at_tier(page.image, tier), self.page_levels),
+                                   _page_json(page.layout, drawn.checks), tuple(ids)))
         del turns, out, drawn.pages  # the text leaves RAM with them (as far as Python lets us)
         if payload:
             self._archive.page_out(payload, tier=tier)
@@ -384,6 +428,12 @@ class Memory:
         """(turns clock, seconds clock); `now` overrides the one the policy uses."""
         seq, t = self._archive.clock(), time.time()
         if now is not None:
+            if isinstance(now, bool) or not isinstance(now, (int, float, np.integer, np.floating)) or not (
+                math.isfinite(now) and 0 <= now <= MAX_CLOCK
+            ):
+                raise InvalidInputError(
+                    f"now must be a finite clock value from 0 to 2**53 (turns added, or epoch seconds), got {now!r}"
+                )
             if self.policy.clock == "turns":
                 seq = int(now)
             else:
@@ -413,17 +463,18 @@ class Memory:
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("recall needs a non-empty query string")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"k must be a positive int, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k must be an int from 1 to {MAX_K}, got {k!r}")
         with self._lock:
             self._check_open()
+            self._now(now)  # validate before any work
             qv = check_vectors(self._embedder.embed_queries([query]), 1, self._embedder)[0]
             cands = self._archive.search(qv, max(4 * k, 32))
-            recs = self._archive.turns([tid for tid, _ in cands])
+            recs = self._archive.turns([c.turn_id for c in cands])
             seq, t = self._now(now)
             scored = []
-            for tid, sim in cands:
-                rec = recs.get(tid)
+            for c in cands:
+                rec, sim = recs.get(c.turn_id), c.similarity
                 if rec is None or rec.state == "forgotten":
                     continue
                 r = self._retention(rec, seq, t)
@@ -441,7 +492,7 @@ class Memory:
             if reinforce and not self._archive.read_only:
                 self._archive.record_recalls(
                     [
-                        (rec.id, r, rec.strength if rec.pinned else strengthen(rec.strength, r, self.policy))
+                        RecallUpdate(rec.id, r, rec.strength if rec.pinned else strengthen(rec.strength, r, self.policy))
                         for _, _, r, rec in top
                     ],
                     now=t,
@@ -452,7 +503,7 @@ class Memory:
             return out
 
     def _recollection(self, rec, text_conf, *, score, similarity, r, seq, t) -> Recollection:
-        text, conf, tier, check = text_conf
+        text, conf, tier, check, damaged = text_conf
         return Recollection(
             turn_id=rec.id,
             role=rec.role,
@@ -471,21 +522,45 @@ class Memory:
             verified=None if check is None else check.exact,
             verified_precision=None if check is None else check.precision,
             verified_tier=None if check is None else check.tier,
+            damaged=damaged is not None,
         )
 
+
+    def _page_image(self, page: PageRecord) -> Image.Image:
+        """A page's image, checked: PageDamagedError (for this page only) if its file is missing, altered,
+        outside the store, not a decodable image or not the size of its tier."""
+        data = self._archive.read_page(page)
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+            image = image.convert("L")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise PageDamagedError(
+                f"page {page.id} ({page.file}), showing turns {list(page.turn_ids)}, is not a readable image ({e}); "
+                "restore it from a backup or forget those turns", page_id=page.id, turn_ids=page.turn_ids
+            ) from None
+        if image.size != (TIERS[page.tier].side,) * 2:
+            raise PageDamagedError(
+                f"page {page.id} ({page.file}) is {image.size[0]}x{image.size[1]} px, not the {TIERS[page.tier].side} px "
+                f"of its tier {page.tier!r}; restore it from a backup or forget turns {list(page.turn_ids)}",
+                page_id=page.id, turn_ids=page.turn_ids)
+        return image
+
     def _read_turns(self, recs: Sequence[TurnRecord], decode: bool) -> dict[int, tuple]:
-        """turn id -> (text, confidence, tier, check): verbatim text, or pages read by the model (cached in RAM);
-        check is the turn's last read-back check (optimem.pageout.TurnCheck), None while verbatim."""
+        """turn id -> (text, confidence, tier, check, damage): verbatim text, or pages read by the model (cached
+        in RAM); check is the turn's last read-back check (optimem.pageout.TurnCheck), None while verbatim. A
+        turn with a damaged page gets no text and the page's PageDamagedError; others are unaffected."""
         out: dict[int, tuple] = {}
         pages_of: dict[int, list[PageRecord]] = {}
         for rec in recs:
             if rec.state == "verbatim":
-                out[rec.id] = (rec.text, 1.0, "verbatim", None)
+                out[rec.id] = (rec.text, 1.0, "verbatim", None, None)
             else:
                 pages_of[rec.id] = self._archive.pages_of(rec.id)
         if not pages_of:
             return out
         fresh: dict[tuple[int, str], _Decoded] = {}  # pages read in this call (the cache may be tiny or off)
+        damaged: dict[int, PageDamagedError] = {}  # page id -> what is wrong with it
         if decode:
             todo: dict[str, list[PageRecord]] = {}
             for pages in pages_of.values():
@@ -493,8 +568,14 @@ class Memory:
                     if (p.id, p.file) not in self._cache and p not in todo.setdefault(p.tier, []):
                         todo[p.tier].append(p)
             for tier, pages in todo.items():
-                images = [Image.open(io.BytesIO(self._archive.read_page(p))).convert("L") for p in pages]
-                for p, reading in zip(pages, self._reader.read(images, tier)):
+                readable, images = [], []
+                for p in pages:
+                    try:
+                        images.append(self._page_image(p))
+                        readable.append(p)
+                    except PageDamagedError as e:
+                        damaged[p.id] = e
+                for p, reading in zip(readable, self._reader.read(images, tier) if images else []):
                     layout = _layout_from_json(p.layout)
                     texts, confs = read_turn_texts([reading], [layout])
                     fresh[(p.id, p.file)] = _Decoded(texts, reading.confidence, {k: v[0] for k, v in confs.items()})
@@ -503,13 +584,17 @@ class Memory:
             checks = [c for c in (_page_checks(p.layout).get(tid) for p in pages) if c is not None]
             check = min(checks, key=lambda c: (c.exact, c.precision)) if checks else None
             if not decode:
-                out[tid] = (None, None, tier, check)
+                out[tid] = (None, None, tier, check, None)
+                continue
+            bad = next((damaged[p.id] for p in pages if p.id in damaged), None)
+            if bad is not None:
+                out[tid] = (None, None, tier, check, bad)
                 continue
             decoded = [fresh[k] if k in fresh else self._cache_get(k) for k in ((p.id, p.file) for p in pages)]
             text = unescape_for(check.form if check else "plain", "".join(d.pieces.get(tid, "") for d in decoded))
             confs = [d.turn_confidence.get(tid, d.confidence) for d in decoded]
             conf = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12))))) if confs else 0.0
-            out[tid] = (text, conf, tier, check)
+            out[tid] = (text, conf, tier, check, None)
         for key, value in fresh.items():
             self._cache_put(key, value)
         return out
@@ -531,11 +616,12 @@ class Memory:
         it does not strengthen the memory."""
         with self._lock:
             self._check_open()
-            if isinstance(turn_id, bool) or not isinstance(turn_id, (int, np.integer)):
-                raise InvalidInputError(f"turn_id must be an int, got {type(turn_id).__name__}")
-            rec = self._archive.get_turn(int(turn_id))
+            rec = self._archive.get_turn(_turn_id(turn_id))
             seq, t = self._now(now)
             text = self._read_turns([rec], decode)[rec.id]
+            if text[4] is not None:
+                e = text[4]
+                raise PageDamagedError(f"turn {rec.id} cannot be read: {e}", page_id=e.page_id, turn_ids=e.turn_ids)
             return self._recollection(
                 rec, text, score=None, similarity=None, r=self._retention(rec, seq, t), seq=seq, t=t
             )
@@ -548,7 +634,7 @@ class Memory:
             return [
                 self._recollection(
                     rec,
-                    (rec.text, 1.0, "verbatim", None),
+                    (rec.text, 1.0, "verbatim", None, None),
                     score=None,
                     similarity=None,
                     r=self._retention(rec, seq, t),
@@ -575,8 +661,10 @@ class Memory:
             budget = max_tokens
             mem_lines: list[str] = []
             for h in memories:
+                if h.damaged:
+                    continue  # its page cannot be read; recall() returns it flagged
                 conf = f", confidence {h.confidence:.2f}" if h.confidence is not None else ""
-                line = f"- [#{h.turn_id} {h.role}, {_age(h.age_seconds)} ago, {h.tier}{conf}] {h.text or ''}".rstrip()
+                line = f"- [#{h.turn_id} {_one_line(h.role)}, {_age(h.age_seconds)} ago, {h.tier}{conf}] {h.text or ''}".rstrip()
                 cost = self._reader.count_tokens(line)
                 if cost > budget // 2:  # memories may use at most half the budget
                     continue
@@ -584,7 +672,7 @@ class Memory:
                 budget -= cost
             recent_lines: list[str] = []
             for rec in reversed(recent):
-                line = f"[{rec.role} #{rec.id}] {rec.text}"
+                line = f"[{_one_line(rec.role)} #{rec.id}] {rec.text}"
                 cost = self._reader.count_tokens(line)
                 if cost > budget:
                     break
@@ -659,44 +747,67 @@ class Memory:
         """Keep a turn at full fidelity: it never decays (R = 1) and is never forgotten by the curve."""
         with self._lock:
             self._check_writable()
-            self._archive.set_pinned(int(turn_id), True)
+            self._archive.set_pinned(_turn_id(turn_id), True)
 
     def unpin(self, turn_id: TurnId) -> None:
         """Let a pinned turn decay again from now on."""
         with self._lock:
             self._check_writable()
-            self._archive.set_pinned(int(turn_id), False)
+            self._archive.set_pinned(_turn_id(turn_id), False)
 
     def forget(self, turn_ids: TurnId | Iterable[TurnId]) -> int:
-        """Delete turns for good: text, vectors, and their rows on the page images (painted white).
-        Unknown ids (or other namespaces') raise NotFoundError before anything changes. Returns the count."""
-        ids = [turn_ids] if isinstance(turn_ids, (int, np.integer)) else list(turn_ids)
-        if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in ids):
-            raise InvalidInputError("forget takes a turn id or an iterable of turn ids (ints)")
+        """Delete turns for good, in one transaction: text, vectors, and their rows on the page images
+        (painted white). Unknown ids (or other namespaces') raise NotFoundError before anything changes; so
+        does PageDamagedError when a row to paint out is on a damaged page. Returns the count."""
+        try:
+            ids = [turn_ids] if isinstance(turn_ids, (int, np.integer)) else list(turn_ids)
+        except TypeError:
+            raise InvalidInputError(f"forget takes a turn id or an iterable of turn ids, got {turn_ids!r:.80}") from None
+        ids = [_turn_id(i) for i in ids]
         with self._lock:
             self._check_writable()
-            ids = [int(i) for i in ids]
             recs = self._archive.turns(ids)
             missing = [i for i in ids if i not in recs or recs[i].state == "forgotten"]
             if missing:
                 raise NotFoundError(f"no turns {missing} in namespace {self.namespace!r}; nothing was forgotten")
-            self._forget(set(ids), reason="explicit")
+            self._forget(set(ids), reason="explicit", strict=True)
             return len(set(ids))
 
-    def _forget(self, ids: set[int], *, reason: str) -> None:
-        """Redact the turns' rows on every page that still shows other turns, then delete the turns."""
-        pages = {p.id: p for tid in ids for p in self._archive.pages_of(tid)}
-        for page in pages.values():
-            hit = ids & set(page.turn_ids)
-            if hit and set(page.turn_ids) - ids:  # pages left with no live turn are deleted instead
-                image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
-                redacted = redact(image, _layout_from_json(page.layout), hit)
-                self._archive.replace_page(page.id, png_bytes(redacted, self.page_levels), tier=page.tier, kind="redact", turns=sorted(hit))
-        self._archive.forget_turns(sorted(ids), reason=reason)
+    def _forget(self, ids: set[int], *, reason: str, strict: bool) -> set[int]:
+        """Paint the turns' rows out of every page that still shows other turns and delete the turns, all in
+        one archive transaction. A row on a damaged page cannot be painted out: strict raises
+        PageDamagedError (nothing changes); otherwise those turns are kept for now. Returns the ids forgotten."""
+        while True:  # dropping a blocked turn changes which pages need painting: repeat until stable
+            pages = {p.id: p for tid in ids for p in self._archive.pages_of(tid)}
+            redacted: dict[int, bytes] = {}
+            blocked: set[int] = set()
+            for page in pages.values():
+                hit = ids & set(page.turn_ids)
+                if not hit or not set(page.turn_ids) - ids:  # pages left with no live turn are deleted instead
+                    continue
+                try:
+                    image = self._page_image(page)
+                except PageDamagedError as e:
+                    if strict:
+                        raise PageDamagedError(
+                            f"cannot forget turns {sorted(hit)}: their rows on page {page.id} must be painted out, "
+                            f"but {e}. Nothing was forgotten. Forget the page's other turns "
+                            f"{sorted(set(page.turn_ids) - ids)} too (the page is then deleted whole)",
+                            page_id=page.id, turn_ids=page.turn_ids) from None
+                    blocked |= hit
+                    continue
+                redacted[page.id] = png_bytes(redact(image, _layout_from_json(page.layout), hit), self.page_levels)
+            if not blocked:
+                break
+            ids = ids - blocked
+        if ids:
+            self._archive.forget_turns(sorted(ids), reason=reason, redacted=redacted)
+        return ids
 
     def consolidate(self, now: float | None = None) -> ConsolidationReport:
         """Apply the forgetting curve to the archive (see the module docstring). now: the policy clock's
-        current value instead of the real one."""
+        current value instead of the real one. Damaged pages are skipped (listed in the report) and the
+        rest carry on."""
         with self._lock:
             self._check_writable()
             seq, t = self._now(now)
@@ -706,17 +817,21 @@ class Memory:
             }
             doomed = {tid for tid, tier in tiers.items() if tier == "forgotten"}
             pages_before = len(self._archive.pages())
-            if doomed:
-                self._forget(doomed, reason="curve")
+            forgotten = self._forget(doomed, reason="curve", strict=False) if doomed else set()
             moved: dict[str, int] = {}
+            damaged: list[int] = []
             for page in self._archive.pages():
-                live = [tiers[tid] for tid in page.turn_ids if tid in tiers]
+                live = [tiers[tid] for tid in page.turn_ids if tid in tiers and tid not in doomed - forgotten]
                 if not live:
                     continue
                 target = min(live, key=tier_rank)
                 if tier_rank(target) <= tier_rank(page.tier):
                     continue  # pages only fade here; only reconsolidation sharpens them
-                image = Image.open(io.BytesIO(self._archive.read_page(page))).convert("L")
+                try:
+                    image = self._page_image(page)
+                except PageDamagedError:
+                    damaged.append(page.id)
+                    continue
                 faded = as_stored(image, target, self.page_levels)  # the very pixels the PNG will hold
                 layout = page.layout
                 if self.verify:
@@ -727,8 +842,9 @@ class Memory:
             self._archive.flush()
             return ConsolidationReport(
                 pages_downgraded=moved,
-                turns_forgotten=tuple(sorted(doomed)),
+                turns_forgotten=tuple(sorted(forgotten)),
                 pages_deleted=pages_before - len(self._archive.pages()),
+                pages_damaged=tuple(damaged),
             )
 
     def _recheck(self, page: PageRecord, image: Image.Image, faded: Image.Image, target: str) -> str:
@@ -748,6 +864,17 @@ class Memory:
             # precision against the turn's text: exact when the check before was; else an estimate (product)
             out[tid] = TurnCheck(prev.exact and same, prev.precision * cp, conf, target, prev.form)
         return _page_json(layout, out)
+
+    def check(self, *, repair: bool = False) -> CheckReport:
+        """Verify the store: every page of this namespace against its SHA-256, the index against SQLite,
+        the manifest, files no page references. repair=True rebuilds the index from the vectors and moves
+        unreferenced files to quarantine/ (never deletes); damaged pages are listed with their turns."""
+        with self._lock:
+            self._check_writable() if repair else self._check_open()
+            report = check_store(self._archive, repair=repair)
+            if repair:
+                self._cache.clear()
+            return report
 
     def _reconsolidate(self, recs: Sequence[TurnRecord]) -> None:
         """Rewrite faded pages that were just read at the top tier, from their decoded text."""
@@ -797,16 +924,16 @@ class Memory:
             s = self._archive.stats()
             return Stats(
                 namespace=self.namespace,
-                turns_verbatim=s["turns"]["verbatim"],
-                turns_archived=s["turns"]["archived"],
-                turns_forgotten=s["turns"]["forgotten"],
-                working_tokens=s["working_tokens"],
-                pages=s["pages"],
-                visual_tokens=s["visual_tokens"],
-                archived_text_tokens=s["archived_text_tokens"],
-                vectors=s["vectors"],
-                index_kind=self._archive.index_kind,
-                bytes_on_disk=s["bytes_on_disk"],
+                turns_verbatim=s.turns["verbatim"],
+                turns_archived=s.turns["archived"],
+                turns_forgotten=s.turns["forgotten"],
+                working_tokens=s.working_tokens,
+                pages=s.pages,
+                visual_tokens=s.visual_tokens,
+                archived_text_tokens=s.archived_text_tokens,
+                vectors=s.vectors,
+                index_kind=s.index_kind,
+                bytes_on_disk=s.bytes_on_disk,
                 exact_share=self._exact_share(),
                 unarchivable=len(self._unarchivable),
             )
@@ -824,10 +951,19 @@ class Memory:
         return {t: sum(v) / len(v) for t, v in out.items()}
 
     def events(self, *, turn_id: TurnId | None = None, limit: int | None = None) -> list:
-        """The audit log (optimem.archive.Event): every add, page-out, recall, tier change, pin, forget."""
+        """The audit log (optimem.store.Event): every add, page-out, recall, tier change, pin, forget."""
+        turn_id = None if turn_id is None else _turn_id(turn_id)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_TURN_ID):
+            raise InvalidInputError(f"limit must be None or an int from 0 to 2**63-1, got {limit!r}")
         with self._lock:
             self._check_open()
             return self._archive.events(turn_id=turn_id, limit=limit)
+
+
+def _one_line(role: str) -> str:
+    """A role as one line of printable characters (roles are validated on add; stores written before that
+    may hold others), so it cannot start a block of its own in a prompt."""
+    return "".join(c if c.isprintable() else " " for c in role)[:MAX_ROLE_CHARS]
 
 
 def _age(seconds: float) -> str:

@@ -22,6 +22,8 @@ class Recollection:
     read back when the store last checked it (at page-out, and after each fading step; optimem.pageout):
     True when that reading was exactly its text; None while the turn is verbatim.
     score and similarity are None for get().
+    damaged: the turn's page is missing, altered or unreadable (optimem.PageDamagedError says which);
+    then text and confidence are None. Only recall() returns such turns; get() raises.
     """
 
     turn_id: TurnId
@@ -41,6 +43,7 @@ class Recollection:
     verified: bool | None = None  # read back exactly at the last check (None: verbatim, never paged out)
     verified_precision: float | None = None  # character precision of that reading
     verified_tier: str | None = None  # the tier it was read at
+    damaged: bool = False  # a page of this turn failed its integrity check: no text (optimem.errors.PageDamagedError)
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,4 @@ class ConsolidationReport:
     pages_downgraded: Mapping[str, int]  # "base->small": n, ...
     turns_forgotten: tuple[TurnId, ...]
     pages_deleted: int
+    pages_damaged: tuple[int, ...] = ()  # page ids skipped because their files are damaged (see Memory.check)

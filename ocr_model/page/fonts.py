@@ -1,8 +1,9 @@
 """The shipped fonts, which character each draws, and the glyph atlas the renderer pastes from.
 
 Three fonts ship in ocr_model/page/fonts/, so every machine with the same Pillow draws the same pixels:
-- DejaVu Sans Mono, regular and bold, 21 px (Bitstream Vera licence): Latin with every European accent and
-  Vietnamese, IPA, Greek, Cyrillic, Armenian, part of Arabic, punctuation, arrows, math, box drawing, symbols.
+- DejaVu Sans Mono, regular and bold, 21 px (Bitstream Vera licence): Latin with every European accent (and
+  44 of Vietnamese's 90 precomposed letters U+1EA0..U+1EF9: the other 46 are boxes, archived through the
+  escaped drawing), IPA, Greek, Cyrillic, Armenian, part of Arabic, punctuation, arrows, math, box drawing, symbols.
 - Noto Sans Mono CJK SC (OFL-1.1), cut to 12,972 characters: the Han characters of GB 2312, Big5 level 1 and
   JIS X 0208 (simplified and traditional Chinese, Japanese kanji), the 2,350 Hangul syllables of KS X 1001,
   kana, CJK punctuation and full-width forms (`python -m ocr_model.page.make_fonts` made the cut).

@@ -733,9 +733,12 @@ def split_decoded(text: str, layout: Layout) -> dict[int, str]:
                 a += 1
         b = len(text)
         for k2 in range(k + 1, len(segs)):
-            if heads[k2] is not None:
+            h2 = heads[k2]
+            if h2 is not None:
                 b = found[k2][0] if found[k2] is not None else expected(k2, False)
-                if b > a and text[b - 1] in " \n":
+                # no separator when the header starts the (empty) last row of this segment's text
+                shared = h2.pos == 0 and bool(pieces) and pieces[-1].row == h2.row
+                if not shared and b > a and text[b - 1] in " \n":
                     b -= 1
                 break
         b = max(a, b)

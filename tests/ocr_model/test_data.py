@@ -56,8 +56,11 @@ def test_slot_table_cells_lie_inside_their_token_region():
 
 
 def test_glyph_classes_mapping():
+    from ocr_model.page.glyphs import WIDE_RIGHT, classes
+
     codes = np.array([[0, 32, ord("!"), ord("A"), ord("~"), 0x4E2D, -1, 0xFFFD]], dtype=np.int32)
-    assert data.glyph_classes(codes).tolist() == [[0, 0, 1, ord("A") - 32, 94, 95, 95, 95]]
+    # a CJK character has its own class now (the shipped CJK font draws it); -1 is a wide char's right half
+    assert data.glyph_classes(codes).tolist() == [[0, 0, 1, ord("A") - 32, 94, classes().index("中"), WIDE_RIGHT, 95]]
 
 
 def test_glyph_targets_match_the_rendered_text():
@@ -119,7 +122,18 @@ def test_symbols_pages_carry_listed_characters_the_font_draws(corpus_dir):
     assert (cls >= glyphs.ASCII_CLASSES).sum() > 0.1 * (cls != 0).sum()  # well over a tenth of drawn cells
     assert set(text) - set(glyphs.EXTRA_CHARS) <= set(string.printable)
     with pytest.raises(ValueError, match="unknown text kind"):
-        corpus.sample("emoji", random.Random(0))
+        corpus.sample("klingon", random.Random(0))
+
+
+@pytest.mark.parametrize("kind", ["chat", *data.SCRIPT_KINDS, *data.MEMORY_KINDS])
+def test_memory_and_script_pages_draw_only_what_has_a_class(corpus_dir, kind):
+    """The pages of the memory stage: every drawn cell has a class of its own (no box, no OTHER)."""
+    corpus = data.Corpus(corpus_dir, "train")
+    stage = data.Stage("full", pg.ROWS, pg.ROWS, mix=((kind, 1.0),))
+    page, _, got = data.make_page(corpus, stage, random.Random(3), kind)
+    assert got == kind and page.text.strip()
+    cls = data.glyph_classes(page.cell_codes())
+    assert (cls == glyphs.OTHER).sum() <= 2  # a corpus may hold the odd character no shipped font draws
 
 
 def test_missing_corpus_says_how_to_build_it(tmp_path):

@@ -15,7 +15,7 @@ def _classes_to_probs(page: pg.Page, grid: int) -> torch.Tensor:
     cls = glyphs.glyph_classes(page.cell_codes()).reshape(-1)
     table = glyphs.slot_table(grid)
     target = np.where(table >= 0, cls[np.clip(table, 0, None)], 0)
-    return torch.nn.functional.one_hot(torch.from_numpy(target), glyphs.N_GLYPH_CLASSES).float()
+    return torch.nn.functional.one_hot(torch.from_numpy(target), glyphs.n_classes_()).float()
 
 
 def _perfect_cells(page: pg.Page, grid: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,12 +33,12 @@ def test_perfect_cells_spell_the_page_text_exactly(grid):
     assert glyphs.cells_text(cells) == page.text
 
 
-def test_listed_non_ascii_characters_have_classes_and_others_read_as_replacement_characters():
-    text = "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ\nжук ŵ"
+def test_drawn_characters_have_classes_and_boxes_read_as_replacement_characters():
+    text = "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ жук ŵ 中文\nשלום"
     page = pg.render_plain_page(text)
     cells, _ = _perfect_cells(page, 16)
-    assert (cells == glyphs.OTHER).sum() == 4  # ж у к ŵ are not listed
-    assert glyphs.cells_text(cells) == "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ\n\ufffd\ufffd\ufffd \ufffd"
+    assert (cells == glyphs.OTHER).sum() == 4  # no shipped font draws Hebrew: four boxes
+    assert glyphs.cells_text(cells) == "café — “quoted” → ok ✓ ├──┤ ±5 °C αβ жук ŵ 中文\n\ufffd\ufffd\ufffd\ufffd"
 
 
 def test_every_extra_character_is_one_cell_of_the_shipped_font():
@@ -46,7 +46,7 @@ def test_every_extra_character_is_one_cell_of_the_shipped_font():
     assert not page.layout.undrawable  # the font draws each of them (no replacement boxes)
     cls = glyphs.glyph_classes(page.cell_codes())
     drawn = cls[cls != 0]
-    assert len(drawn) == len(glyphs.EXTRA_CHARS) and sorted(drawn.tolist()) == list(range(96, glyphs.N_GLYPH_CLASSES))
+    assert len(drawn) == len(glyphs.EXTRA_CHARS) and sorted(drawn.tolist()) == list(range(96, glyphs.S3_CLASSES))
 
 
 def test_heads_save_a_subset_and_load_back(tmp_path):
@@ -91,10 +91,10 @@ def test_heads_with_the_first_96_classes_load_as_stored_or_widened(tmp_path):
     glyphs.save_glyph_heads(old, tmp_path)
     as_stored = glyphs.load_glyph_heads(tmp_path, 32)
     assert as_stored["10"].cls.out_features == glyphs.ASCII_CLASSES
-    wide = glyphs.load_glyph_heads(tmp_path, 32, n_classes=glyphs.N_GLYPH_CLASSES)
+    wide = glyphs.load_glyph_heads(tmp_path, 32, n_classes=glyphs.n_classes_())
     x = torch.randn(2, 10, 10, 32)
     a, b = as_stored["10"](x), wide["10"](x)
-    assert b.shape[-1] == glyphs.N_GLYPH_CLASSES
+    assert b.shape[-1] == glyphs.n_classes_()
     assert torch.equal(a.argmax(-1), b.argmax(-1))  # the new classes start (almost) never chosen
     assert torch.allclose(a, b[..., : glyphs.ASCII_CLASSES])
     with pytest.raises(ValueError, match="more than"):
@@ -106,6 +106,6 @@ def test_cell_log_probs_put_every_slot_on_its_cell(grid):
     page = pg.render_plain_page("x = [1, 2, 3]  # cells\n\n    indented")
     probs = _classes_to_probs(page, grid)
     lp = glyphs.cell_log_probs(torch.log(probs.clamp_min(1e-9)))
-    assert lp.shape == (pg.ROWS, pg.COLS, glyphs.N_GLYPH_CLASSES)
+    assert lp.shape == (pg.ROWS, pg.COLS, glyphs.n_classes_())
     assert glyphs.cells_text(lp.argmax(-1).numpy()) == page.text
     assert torch.allclose(lp.exp().sum(-1), torch.ones(pg.ROWS, pg.COLS))

@@ -67,7 +67,21 @@ def test_train_runs_checkpoints_and_resumes(tmp_path, corpus_dir):  # noqa: F811
     train.main(["--init", str(shipped), "--max-steps", "1", "--eval-every", "100", *common2])
     heads = glyphs.load_glyph_heads(os.path.join(out2, "ckpt"), MICRO["decoder"]["dim"])
     assert sorted(heads.keys(), key=int) == ["6", "8", "10", "16", "20"]
-    assert heads["16"].cls.out_features == glyphs.N_GLYPH_CLASSES
+    assert heads["16"].cls.out_features == glyphs.n_classes_()
+
+    # --init from int8 heads (save_glyph_heads(int8=True)): the one loader dequantises them, so the run
+    # starts from the stored weights (it used to ignore the .scale keys and exit)
+    int8 = tmp_path / "int8"
+    shutil.copytree(ckpt, int8, ignore=shutil.ignore_patterns("optimizer.safetensors"))
+    ref = glyphs.make_glyph_heads(MICRO["decoder"]["dim"], [16], n_classes=glyphs.S3_CLASSES)
+    glyphs.save_glyph_heads(ref, int8, int8=True)
+    out3 = str(tmp_path / "run3")
+    train.main(["--init", str(int8), "--max-steps", "1", "--eval-every", "100", "--lr", "0", "--warmup", "1",
+                *[a if a != out else out3 for a in common]])
+    got = glyphs.load_glyph_heads(os.path.join(out3, "ckpt"), MICRO["decoder"]["dim"])
+    w_ref = ref["16"].cls.weight.detach()
+    w_got = got["16"].cls.weight.detach()[: glyphs.S3_CLASSES]
+    assert (w_got - w_ref).abs().max() <= w_ref.abs().max() / 100  # int8 rounding, then bf16: the same weights
 
 
 def test_make_batch_shapes(corpus_dir):  # noqa: F811

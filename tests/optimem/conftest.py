@@ -108,6 +108,7 @@ def make_memory(tmp_path, oracle, embedder):
     def make(path=None, **kw):
         kw.setdefault("model", oracle)
         kw.setdefault("embedder", embedder)
+        kw.setdefault("keep_recent", 0)  # the tests page out small conversations; test_pageout checks keep_recent
         m = Memory(tmp_path / "store" if path is None else path, **kw)
         opened.append(m)
         return m

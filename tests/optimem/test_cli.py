@@ -100,15 +100,15 @@ def test_recall_prints_a_table_or_json(tmp_path, capsys):
 
 
 def test_only_reading_a_page_loads_the_model(tmp_path, tiny_model_dir):
-    """add (with page-outs), stats, consolidate and recall --no-decode never import torch; a recall that
-    reads an archived page does."""
+    """add (with page-outs written --no-verify), stats, consolidate and recall --no-decode never import torch; a
+    recall that reads an archived page does (and so does a verified page-out, which reads every page back)."""
     code = textwrap.dedent(f"""
         import contextlib, io, sys
         from optimem.cli import main
         store, model = {str(tmp_path / "s")!r}, {str(tiny_model_dir)!r}
         turns = [f"turn {{i}}: " + "the archive keeps page images of old turns " * 20 for i in range(6)]
         with contextlib.redirect_stdout(io.StringIO()):
-            assert main(["add", store, *turns, "--model", model]) == 0
+            assert main(["add", store, *turns, "--model", model, "--no-verify"]) == 0
             assert main(["stats", store, "--model", model]) == 0
             assert main(["consolidate", store, "--model", model]) == 0
             assert main(["recall", store, "turn 0", "--no-decode", "--json", "--model", model]) == 0

@@ -18,7 +18,8 @@ BATCH = 5
 
 
 class CountingReader:
-    """Counts tokens as chars / 4 and reads nothing: enough for adding, paging out and reopening."""
+    """Counts tokens as chars / 4 and reads nothing: enough for adding, paging out (verify=False: a reader that
+    reads nothing would keep every turn verbatim) and reopening."""
 
     name = "counting"
 
@@ -37,7 +38,7 @@ CHILD = textwrap.dedent(
     from optimem import Memory
     from optimem.embed import HashingEmbedder
     from test_crash import CountingReader, BATCH
-    m = Memory({store!r}, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150)
+    m = Memory({store!r}, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150, verify=False)
     b = int(sys.argv[1])
     while True:
         texts = [f"crashtest batch {{b}} turn {{i}} " + "filler words " * 8 for i in range(BATCH)]
@@ -76,7 +77,7 @@ def test_sigkill_mid_add_many_loses_nothing_that_returned(tmp_path):
     for _ in range(3):
         returned.update(_run_and_kill(store, next_batch, 8, rng))
         next_batch = max(returned) + 1000  # later rounds use fresh batch numbers
-        with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150) as m:
+        with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150, verify=False) as m:
             for ids in returned.values():
                 for tid in ids:
                     rec = m.get(tid, decode=False)  # raises NotFoundError if it was lost
@@ -92,7 +93,7 @@ def test_sigkill_mid_add_many_loses_nothing_that_returned(tmp_path):
             for page in m._archive.pages():
                 assert (store / page.file).is_file()
     # after the final reopen the paged-out text is gone from disk, WAL included
-    with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150) as m:
+    with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150, verify=False) as m:
         archived = [t.id for t in m._archive.live_turns("archived")]
         seq_of = {t.id: t.seq for t in m._archive.live_turns()}
     blobs = [f.read_bytes() for f in store.rglob("*") if f.is_file()]
@@ -111,7 +112,7 @@ WRITER = textwrap.dedent(
     from optimem import Memory
     from optimem.embed import HashingEmbedder
     from test_crash import CountingReader
-    with Memory({store!r}, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150) as m:
+    with Memory({store!r}, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150, verify=False) as m:
         print("open", flush=True)
         for b in range(40):
             m.add_many([f"concurrent batch {{b}} turn {{i}} " + "words " * 10 for i in range(3)])
@@ -144,6 +145,54 @@ def test_a_reader_process_works_while_a_writer_pages_out(tmp_path):
     finally:
         p.wait(timeout=60)
     assert p.returncode == 0 and seen > 0
-    with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64)) as m:
+    with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64), verify=False) as m:
         s = m.stats()
         assert s.turns_verbatim + s.turns_archived == 120
+
+
+FORGETTER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    sys.path.insert(0, {here!r})
+    from optimem import Memory
+    from optimem.embed import HashingEmbedder
+    from test_crash import CountingReader
+    m = Memory({store!r}, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150, verify=False)
+    b = int(sys.argv[1])
+    while True:
+        ids = m.add_many([f"forget batch {{b}} turn {{i}} " + "filler words " * 4 for i in range(6)])
+        archived = [r.id for r in m._archive.live_turns("archived")]
+        victim = archived[len(archived) // 2] if archived else ids[0]
+        m.forget(victim)  # a turn on a shared page: its rows are painted out in the same transaction
+        print(victim, flush=True)
+        b += 1
+    """
+)
+
+
+def test_sigkill_mid_forget_leaves_no_turn_painted_out_but_live(tmp_path):
+    """A redact event and the forget of its turns commit together, so after any kill every turn a page
+    was painted for is forgotten, every forget that returned holds, and every page matches its hash."""
+    store = tmp_path / "store"
+    rng = random.Random(1)
+    returned: list[int] = []
+    for round_ in range(4):
+        code = FORGETTER.format(repo=str(REPO), here=str(Path(__file__).parent), store=str(store))
+        p = subprocess.Popen([sys.executable, "-c", code, str(round_ * 1000)], stdout=subprocess.PIPE, text=True)
+        try:
+            for _ in range(3):
+                line = p.stdout.readline()
+                assert line, "the child died before it was killed"
+                returned.append(int(line))
+            time.sleep(rng.random() * 0.05)
+        finally:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        returned += [int(line) for line in p.stdout]
+        with Memory(store, model=CountingReader(), embedder=HashingEmbedder(64), working_tokens=150, verify=False) as m:
+            states = {r.id: r.state for r in m._archive.turns(list(range(1, 10_000))).values()}
+            assert all(states[t] == "forgotten" for t in returned)
+            painted = {t for e in m.events() if e.kind == "redact" for t in e.detail["turns"]}
+            assert painted and all(states[t] == "forgotten" for t in painted)
+            assert m.check().damaged_pages == ()

@@ -26,6 +26,8 @@ EXPECTED = {
     "StoreFormatError",
     "StoreClosedError",
     "ReadOnlyError",
+    "PageDamagedError",
+    "StoreFullError",
     "EmbedderError",
     "ModelError",
     "ModelNotFoundError",

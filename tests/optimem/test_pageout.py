@@ -96,7 +96,7 @@ def test_without_verification_nothing_is_read_at_page_out(make_memory, oracle, c
 
 
 def test_the_newest_turns_stay_verbatim_after_a_huge_turn(make_memory, conversation):
-    m = make_memory(working_tokens=400)
+    m = make_memory(working_tokens=400, keep_recent=4)
     conv = conversation(6)
     m.add_many(conv[:5])
     big = "word " * 20_000  # ~25,000 tokens in this reader's count

@@ -9,8 +9,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr_model.page import (CELL_H, CELL_W, MARGIN_X, MARGIN_Y, PAGE_LEVELS, PAGE_SIZE, Page, Turn, as_stored,
-                            page_at_tier, png_bytes, redact, render_turns)
+from ocr_model.page import (
+    CELL_H,
+    CELL_W,
+    MARGIN_X,
+    MARGIN_Y,
+    PAGE_LEVELS,
+    PAGE_SIZE,
+    Page,
+    Turn,
+    as_stored,
+    page_at_tier,
+    png_bytes,
+    redact,
+    render_turns,
+)
 from ocr_model.page.codec import LEVELS, grey_index
 
 PROSE = ("The committee met on Tuesday to review the budget for the coming year. After a long discussion about "

@@ -2,7 +2,7 @@
 # On the GPU machine: show the last log lines of run RUN and copy its newest checkpoint to $OUT, so that it
 # comes back: the model shards as they are (each < 16 MiB) and one tar of the small files, glyph heads and
 # log, cut into 15 MiB parts (meta.tar.00, .01, ...; `cat meta.tar.* | tar -x` here).
-#   bash ocr_model/gpu_copy.sh RUN [LINES]        (RUNS as for gpu_start.sh; the optimizer state stays there)
+#   bash scripts/gpu/gpu_copy.sh RUN [LINES]        (RUNS as for gpu_start.sh; the optimizer state stays there)
 set -u
 r=${RUNS:-runs}/$1
 tail -n "${2:-20}" "$r.out" | cut -c1-600

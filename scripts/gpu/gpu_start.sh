@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start (or resume) a training run on the lent GPU machine, in the background, and show its first lines.
-#   bash ocr_model/gpu_start.sh RUN_NAME MINUTES [extra train.py flags...]
+#   bash scripts/gpu/gpu_start.sh RUN_NAME MINUTES [extra train.py flags...]
 # CORPUS (default corpus), WHL (extra wheels, default .whl) and RUNS (where runs go, default runs) override
 # paths: keep RUNS outside anything a later call replaces (e.g. /tmp/runs). See docs/model_card.md.
 set -u

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Here, before a GPU lease: put what a training run needs, beside the shipped weights, into one carry folder.
-#   bash ocr_model/lease_prep.sh        (needs corpus/: python -m ocr_model.data build --out corpus/ and
+#   bash scripts/gpu/lease_prep.sh        (needs corpus/: python -m ocr_model.data build --out corpus/ and
 #                                        python -m ocr_model.corpus_scripts --out corpus/)
 # .carry1 = the whole corpus + a snapshot of the committed code (git archive HEAD, without the weights, so
 # edits made here during the lease cannot reach the run). With the fonts, the tracked files are ~63 MiB of
@@ -12,7 +12,7 @@ grep -qxF "/.carry1/" .git/info/exclude || echo "/.carry1/" >> .git/info/exclude
 ls corpus/*.txt.xz >/dev/null
 rm -rf .carry1 && mkdir -p .carry1/corpus .carry1/code
 cp corpus/*.txt.xz .carry1/corpus/
-git archive HEAD ocr_model optimem | tar -x -C .carry1/code && rm -rf .carry1/code/ocr_model/weights
+git archive HEAD ocr_model optimem scripts | tar -x -C .carry1/code && rm -rf .carry1/code/ocr_model/weights
 mkdir -p .carry1/code/ocr_model/weights/optimem-small && cp ocr_model/weights/optimem-small/tokenizer.json .carry1/code/ocr_model/weights/optimem-small/
 weights=$(du -sb ocr_model/weights | cut -f1)
 tracked=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
