@@ -198,10 +198,17 @@ class OpticalReader:
                     n = min(lp.shape[-1], logp[i].shape[-1])
                     lp = lp[..., :n] + logp[i][..., :n]
                 logp[i] = lp
+        from ocr_model.page.glyphs import group_of_classes, resolve_homoglyphs
+
         out = []
         for lp in logp:
-            conf_t, cls_t = lp.softmax(-1).max(-1)  # the combined evidence, renormalised
-            cells, conf = cls_t.cpu().numpy(), conf_t.double().cpu().numpy()
+            probs = lp.softmax(-1)  # the combined evidence, renormalised: (ROWS, COLS, classes)
+            # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
+            # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs)
+            group = self._torch.from_numpy(group_of_classes(probs.shape[-1])).to(probs.device)
+            shapes = self._torch.zeros_like(probs).index_add_(-1, group, probs)
+            conf_t, cls_t = shapes.max(-1)
+            cells, conf = resolve_homoglyphs(cls_t.cpu().numpy()), conf_t.double().cpu().numpy()
             drawn = cells != 0
             sel = conf[drawn] if drawn.any() else conf.reshape(-1)
             confidence = float(math.exp(sum(math.log(max(c, 1e-12)) for c in sel.tolist()) / len(sel)))

@@ -26,7 +26,8 @@ from . import fonts
 from .geometry import CELL_H, CELL_W, COLS, MARGIN_X, MARGIN_Y, PAGE_SIZE, ROWS
 
 __all__ = ["EXTRA_CHARS", "ASCII_CLASSES", "OTHER", "WIDE_RIGHT", "S3_CLASSES", "classes", "n_classes",
-           "glyph_classes", "slot_table", "cells_text"]
+           "glyph_classes", "slot_table", "cells_text", "homoglyph_groups", "group_of_classes", "resolve_homoglyphs",
+           "find_homoglyph_groups"]
 
 EXTRA_CHARS = (
     "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ"
@@ -111,3 +112,121 @@ def cells_text(cells: np.ndarray) -> str:
     chars = _chars_array(n_classes())
     rows = ["".join(chars[row]).rstrip(" ") for row in np.asarray(cells)]
     return "\n".join(rows).rstrip("\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# homoglyphs: classes whose glyphs are drawn with exactly the same pixels (Latin 'a' and Cyrillic 'а', ','
+# and U+201A, '-' and U+2011, ...). No reader can tell them apart by the cell alone; the word around them
+# can. `HOMOGLYPHS_FILE` holds the groups found by drawing every class (`find_homoglyph_groups`; a test
+# checks the file against the fonts); `resolve_homoglyphs` picks each cell's member from its word's script.
+
+HOMOGLYPHS_FILE = fonts.FONT_DIR.parent / "homoglyphs.json"
+_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN")
+
+
+def find_homoglyph_groups() -> list[str]:
+    """Groups (as strings, canonical member first: the lowest code point) of classes drawn identically."""
+    import hashlib
+    import unicodedata
+
+    by_tile: dict[str, list[str]] = {}
+    for i, ch in enumerate(classes()):
+        if i == 0 or i == OTHER or not ch:
+            continue
+        width = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        tile = fonts._draw_tile(ch, fonts.TEXT, width, fonts.classify(ch)[2])
+        by_tile.setdefault(hashlib.sha1(tile.tobytes()).hexdigest(), []).append(ch)
+    return sorted("".join(sorted(g)) for g in by_tile.values() if len(g) > 1)
+
+
+@cache
+def homoglyph_groups() -> tuple[str, ...]:
+    import json
+
+    return tuple(json.loads(HOMOGLYPHS_FILE.read_text(encoding="utf-8")))
+
+
+@cache
+def _group_tables() -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
+    """(class -> its group's canonical class, canonical class -> member classes) over all classes; a class
+    outside every group is a group of its own."""
+    table = classes()
+    index = {ch: i for i, ch in enumerate(table) if ch}
+    group_of = np.arange(len(table), dtype=np.int64)
+    members: dict[int, tuple[int, ...]] = {}
+    for g in homoglyph_groups():
+        ids = [index[c] for c in g if c in index]
+        if len(ids) > 1:
+            for i in ids:
+                group_of[i] = ids[0]
+            members[ids[0]] = tuple(ids)
+    return group_of, members
+
+
+def group_of_classes(n: int) -> np.ndarray:
+    """int64 (n,): each of the first n classes' group (the canonical member's class index)."""
+    return _group_tables()[0][:n]
+
+
+def _script(ch: str) -> str | None:
+    """The script of a letter (None for anything else: punctuation resolves to the canonical member)."""
+    import unicodedata
+
+    if not unicodedata.category(ch).startswith("L"):
+        return None
+    name = unicodedata.name(ch, "")
+    return next((s for s in _SCRIPTS if name.startswith(s)), None)
+
+
+def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
+    """(ROWS, COLS) classes whose homoglyph cells hold their group's canonical class -> the member whose
+    script matches the other letters of the same word (a run of non-blank cells), else of the nearest
+    word of the row that has telling letters, else the canonical member (the group's lowest code point). Members without a script (math
+    alphanumerics, U+201A next to ',') are never picked over a member of the wanted script."""
+    _, members = _group_tables()
+    if not members:
+        return cells
+    table = classes()
+    out = np.array(cells, copy=True)
+
+    def votes_of(ks) -> dict[str, int]:
+        # a cell votes for a script when every member of its shape that has a script has that one
+        # ('l' and the math-monospace 𝚕 vote Latin; 'a' and Cyrillic 'а' do not vote)
+        v: dict[str, int] = {}
+        for k in ks:
+            if not table[k]:
+                continue
+            scripts = {_script(table[m]) for m in members.get(k, (k,))} - {None}
+            if len(scripts) == 1:
+                sc = scripts.pop()
+                v[sc] = v.get(sc, 0) + 1
+        return v
+
+    for r in range(out.shape[0]):
+        row = out[r]
+        ks = [int(k) for k in row]
+        if not any(k in members for k in ks):
+            continue
+        words, c = [], 0  # (start, end) of each run of non-blank cells
+        while c < len(ks):
+            if ks[c] == 0:
+                c += 1
+                continue
+            e = c
+            while e < len(ks) and ks[e] != 0:
+                e += 1
+            words.append((c, e))
+            c = e
+        votes = [votes_of(ks[a:b]) for a, b in words]
+        for w, (a, b) in enumerate(words):
+            if not any(ks[j] in members for j in range(a, b)):
+                continue
+            # the word's own letters, else the nearest word that has telling letters (left first)
+            v = votes[w] or next((votes[x] for d in range(1, len(words)) for x in (w - d, w + d)
+                                  if 0 <= x < len(words) and votes[x]), {})
+            if v:
+                want = max(v, key=v.get)
+                for j in range(a, b):
+                    if ks[j] in members:
+                        row[j] = next((m for m in members[ks[j]] if _script(table[m]) == want), ks[j])
+    return out

@@ -1,0 +1,40 @@
+"""Classes drawn with identical pixels: the stored groups match the fonts, and a perfect shape reader plus
+resolve_homoglyphs spells Latin, Greek and Cyrillic words exactly."""
+from __future__ import annotations
+
+import pytest
+
+from ocr_model.page import glyphs, render_plain_page
+
+
+def test_stored_groups_are_what_the_fonts_draw():
+    assert list(glyphs.homoglyph_groups()) == glyphs.find_homoglyph_groups()
+    groups = glyphs.homoglyph_groups()
+    assert any("a" in g and "а" in g for g in groups)  # Latin a, Cyrillic а
+    assert any("," in g and "‚" in g for g in groups)  # comma, U+201A
+
+
+def _read_shapes(text: str) -> str:
+    """A reader that sees only shapes: every cell is its group's canonical class, then resolved."""
+    page = render_plain_page(text)
+    cls = glyphs.glyph_classes(page.cell_codes())
+    canon = glyphs.group_of_classes(glyphs.n_classes())[cls]
+    return page.text, glyphs.cells_text(glyphs.resolve_homoglyphs(canon))
+
+
+@pytest.mark.parametrize("text", [
+    "Привет, как дела? Всё хорошо.",
+    "Καλημέρα, τι κάνεις;",
+    "The price is 12,50 EUR - ok.",
+    "I am OK. Я тоже.",
+    "Москва и Санкт-Петербург: 2 города",
+    "PEACE and OK",
+])
+def test_words_take_the_script_of_their_letters(text):
+    ref, got = _read_shapes(text)
+    assert got == ref
+
+
+def test_a_word_with_no_telling_letter_takes_its_neighbours_script():
+    ref, got = _read_shapes("мы а вы")  # 'а' alone is Cyrillic because its neighbours are
+    assert got == ref
