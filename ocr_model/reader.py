@@ -205,9 +205,12 @@ class OpticalReader:
             probs = lp.softmax(-1)  # the combined evidence, renormalised: (ROWS, COLS, classes)
             # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
             # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs)
+            # (the choice stays the most probable class, then its shape; summing first would favour shapes of
+            # many members, like the 15 blank-drawn spaces, whenever the reader is unsure)
             group = self._torch.from_numpy(group_of_classes(probs.shape[-1])).to(probs.device)
             shapes = self._torch.zeros_like(probs).index_add_(-1, group, probs)
-            conf_t, cls_t = shapes.max(-1)
+            cls_t = group[probs.argmax(-1)]
+            conf_t = shapes.gather(-1, cls_t.unsqueeze(-1)).squeeze(-1)
             cells, conf = resolve_homoglyphs(cls_t.cpu().numpy()), conf_t.double().cpu().numpy()
             drawn = cells != 0
             sel = conf[drawn] if drawn.any() else conf.reshape(-1)

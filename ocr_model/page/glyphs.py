@@ -125,7 +125,7 @@ _SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN")
 
 
 def find_homoglyph_groups() -> list[str]:
-    """Groups (as strings, canonical member first: the lowest code point) of classes drawn identically."""
+    """Groups (as strings, sorted by code point) of classes drawn identically."""
     import hashlib
     import unicodedata
 
@@ -155,8 +155,8 @@ def _group_tables() -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
     group_of = np.arange(len(table), dtype=np.int64)
     members: dict[int, tuple[int, ...]] = {}
     for g in homoglyph_groups():
-        ids = [index[c] for c in g if c in index]
-        if len(ids) > 1:
+        ids = sorted(index[c] for c in g if c in index)  # canonical = the lowest class (heads of a prefix
+        if len(ids) > 1:                                  # of the table map into their own classes)
             for i in ids:
                 group_of[i] = ids[0]
             members[ids[0]] = tuple(ids)
@@ -180,24 +180,31 @@ def _script(ch: str) -> str | None:
 
 def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     """(ROWS, COLS) classes whose homoglyph cells hold their group's canonical class -> the member whose
-    script matches the other letters of the same word (a run of non-blank cells), else of the nearest
-    word of the row that has telling letters, else the canonical member (the group's lowest code point). Members without a script (math
-    alphanumerics, U+201A next to ',') are never picked over a member of the wanted script."""
+    script matches the letters of the same word (a run of non-blank cells). A shape that is also a digit or
+    a sign ('3' / Cyrillic 'З', ';' / Greek ';') stays that unless its own word asks for the letter; a shape
+    that is only letters ('a' / Cyrillic 'а') follows the nearest word of the row with telling letters when
+    its own word has none; else the canonical member (the group's lowest class: ASCII first)."""
+    import unicodedata
+
     _, members = _group_tables()
     if not members:
         return cells
     table = classes()
     out = np.array(cells, copy=True)
 
+    def only_letters(group) -> bool:
+        return all(unicodedata.category(table[m]).startswith("L") for m in group)
+
     def votes_of(ks) -> dict[str, int]:
-        # a cell votes for a script when every member of its shape that has a script has that one
-        # ('l' and the math-monospace 𝚕 vote Latin; 'a' and Cyrillic 'а' do not vote)
+        # a cell votes for a script when its shape is letters only and the ones with a script share it
+        # ('l' and the math-monospace 𝚕 vote Latin; 'a' / Cyrillic 'а' and '3' / 'З' do not)
         v: dict[str, int] = {}
         for k in ks:
             if not table[k]:
                 continue
-            scripts = {_script(table[m]) for m in members.get(k, (k,))} - {None}
-            if len(scripts) == 1:
+            group = members.get(k, (k,))
+            scripts = {_script(table[m]) for m in group} - {None}
+            if len(scripts) == 1 and only_letters(group):
                 sc = scripts.pop()
                 v[sc] = v.get(sc, 0) + 1
         return v
@@ -221,12 +228,14 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
         for w, (a, b) in enumerate(words):
             if not any(ks[j] in members for j in range(a, b)):
                 continue
-            # the word's own letters, else the nearest word that has telling letters (left first)
-            v = votes[w] or next((votes[x] for d in range(1, len(words)) for x in (w - d, w + d)
-                                  if 0 <= x < len(words) and votes[x]), {})
-            if v:
-                want = max(v, key=v.get)
-                for j in range(a, b):
-                    if ks[j] in members:
-                        row[j] = next((m for m in members[ks[j]] if _script(table[m]) == want), ks[j])
+            near = next((votes[x] for d in range(1, len(words)) for x in (w - d, w + d)
+                         if 0 <= x < len(words) and votes[x]), {})
+            for j in range(a, b):
+                group = members.get(ks[j])
+                if group is None:
+                    continue
+                v = votes[w] or (near if only_letters(group) else {})
+                if v:
+                    want = max(v, key=v.get)
+                    row[j] = next((m for m in group if _script(table[m]) == want), ks[j])
     return out
