@@ -42,7 +42,6 @@ from optimem.archive import HNSW_THRESHOLD, Archive, PageRecord, TurnRecord
 from optimem.embed import (
     Embedder,
     check_vectors,
-    chunk_text,
     default_embedder,
     embedder_by_name,
 )
@@ -55,13 +54,13 @@ from optimem.errors import (
 )
 from optimem.forgetting import (
     ForgettingPolicy,
-    combine_score,
     retention,
     strengthen,
     tier_for,
     tier_rank,
 )
 from optimem.reader import PageReader, load_reader
+from optimem.retrieval import Candidate, document_texts, query_text, rank, speaker
 from optimem.render import (
     CELL_H,
     MARGIN_Y,
@@ -364,13 +363,16 @@ class Memory:
                 return []
             now = time.time()
             rows, chunk_texts, counts = [], [], []
+            previous = self._previous_turn()
             for t in parsed:
                 ts = float(t.timestamp) if t.timestamp is not None else now
                 meta = json.dumps(dict(t.metadata), sort_keys=True, ensure_ascii=False) if t.metadata else None
                 rows.append((t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
-                chunks = chunk_text(t.text)
-                chunk_texts += [f"{t.role}: {c}" for c in chunks]
-                counts.append(len(chunks))
+                who = speaker(t.role, t.metadata)  # what a turn is remembered by: optimem/retrieval.py
+                docs = document_texts(t.text, who, previous)
+                chunk_texts += docs
+                counts.append(len(docs))
+                previous = (who, t.text)
             vecs = check_vectors(self._embedder.embed_documents(chunk_texts), len(chunk_texts), self._embedder)
             per_turn = np.split(vecs, np.cumsum(counts)[:-1])  # (chunks_i, dim) per turn
             ids = self._archive.add_turns(
@@ -378,6 +380,14 @@ class Memory:
             )
             self._page_out_overflow()
             return ids
+
+    def _previous_turn(self) -> tuple[str, str] | None:
+        """(speaker, text) of the newest turn of the namespace if it is still verbatim, else None."""
+        working = self._archive.working_turns()
+        if not working or working[-1].seq != self._archive.clock():
+            return None
+        last = working[-1]
+        return speaker(last.role, last.metadata), last.text or ""
 
     def _page_out_overflow(self) -> None:
         """Archive the oldest verbatim turns while the working memory is over budget (down to half of it)."""
@@ -442,21 +452,17 @@ class Memory:
             raise InvalidInputError(f"k must be a positive int, got {k!r}")
         with self._lock:
             self._check_open()
-            qv = check_vectors(self._embedder.embed_queries([query]), 1, self._embedder)[0]
-            cands = self._archive.search(qv, max(4 * k, 32))
+            qv = check_vectors(self._embedder.embed_queries([query_text(query)]), 1, self._embedder)[0]
+            cands = self._archive.search(qv, max(8 * k, 64))
             recs = self._archive.turns([tid for tid, _ in cands])
             seq, t = self._now(now)
-            scored = []
-            for tid, sim in cands:
-                rec = recs.get(tid)
-                if rec is None or rec.state == "forgotten":
-                    continue
-                r = self._retention(rec, seq, t)
-                scored.append((sim, r, rec))
-            sims = [sim for sim, _, _ in scored]
-            spread = max(sims) - min(sims) if sims else 0.0  # this query's similarity range (see forgetting.py)
-            scored = [(combine_score(sim, r, self.policy, spread=spread), sim, r, rec) for sim, r, rec in scored]
-            scored.sort(key=lambda x: -x[0])
+            found = [
+                Candidate(tid, sim, recs[tid].seq, self._retention(recs[tid], seq, t))
+                for tid, sim in cands
+                if tid in recs and recs[tid].state != "forgotten"
+            ]
+            ranked = rank(found, retention_weight=self.policy.retention_weight)  # optimem/retrieval.py
+            scored = [(s, c.similarity, c.retention, recs[c.turn_id]) for s, c in ranked]
             top = scored[:k]
             texts = self._read_turns([rec for *_, rec in top], decode)
             out = [

@@ -1,0 +1,138 @@
+"""What a turn is remembered by, and how recall ranks the turns the index finds.
+
+A turn's text is gone once it is paged out, so everything retrieval will ever know about it is decided
+when it is added. Memory embeds, for every chunk of a turn (`document_texts`):
+
+    "<previous speaker>: <last 300 characters of the previous turn>\\n<speaker>: <chunk>"
+
+  speaker   the message's `name` when it has one (who said it: "Caroline"), else its role ("user");
+  previous  the turn added just before it in the namespace, while that one is still text (the working
+            memory keeps the newest turns, so in practice always but for the first turn); only the first
+            chunk of a long turn carries it;
+  chunks    `embed.chunk_text` (~1,000 characters each); a turn of more than `MAX_CHUNKS` chunks is
+            embedded from `MAX_CHUNKS` of them spread evenly over it (first and last included), which bounds
+            the time and memory one add can take. The lexical half of the default embedder
+            (`embed.HybridEmbedder`) hashes the words of every chunk, so the rest stays findable by its words.
+
+A query is embedded from at most `MAX_QUERY_CHARS` characters (`query_text`): its first and last
+MAX_QUERY_CHARS / 2 characters, the question of a long prompt usually being at one end.
+
+Ranking (`rank`): the index returns the best candidates by similarity; each candidate's score is
+
+    score = sim + next_weight * (sim_next - floor) - retention_weight * (1 - R) * spread
+
+  sim        the turn's best chunk similarity to the query (inner product of L2-normalised vectors)
+  sim_next   the similarity of the turn added right after it (whose vector embeds this turn as context:
+             an answer often says what the question was about); `floor` when that turn is not a candidate
+  floor      the lowest similarity among the candidates, so the term is >= 0
+  spread     best - worst similarity among the candidates: the retention penalty in the query's own units
+             (docs/forgetting.md#search-score)
+
+Weights and their tuning: docs/forgetting.md#search-score and benchmarks/locomo_recall.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optimem.embed import chunk_text
+from optimem.errors import InvalidInputError
+
+__all__ = [
+    "CONTEXT_CHARS",
+    "MAX_CHUNKS",
+    "MAX_QUERY_CHARS",
+    "NEXT_WEIGHT",
+    "Candidate",
+    "speaker",
+    "document_texts",
+    "query_text",
+    "spread_chunks",
+    "rank",
+]
+
+CONTEXT_CHARS = 300  # characters of the previous turn embedded with a turn (its end: what was just said)
+MAX_CHUNKS = 16  # chunks of one turn that are embedded (~16,000 characters; docs/api.md#embedders)
+MAX_QUERY_CHARS = 2000  # characters of a query that are embedded (~500 tokens: one E5 window)
+NEXT_WEIGHT = 0.5  # weight of the next turn's similarity in the score (tuned on LoCoMo conversations 5-9)
+
+
+def speaker(role: str, metadata: Mapping[str, Any] | None) -> str:
+    """Who said a turn, as embedded: the message's `name` (stored in its metadata) or else its role."""
+    name = (metadata or {}).get("name")
+    return str(name).strip() if isinstance(name, str) and name.strip() else role
+
+
+def spread_chunks(chunks: Sequence[str], max_chunks: int = MAX_CHUNKS) -> list[str]:
+    """At most max_chunks of `chunks`, evenly spread, first and last included, in order."""
+    if max_chunks < 1:
+        raise InvalidInputError(f"max_chunks must be >= 1, got {max_chunks}")
+    n = len(chunks)
+    if n <= max_chunks:
+        return list(chunks)
+    if max_chunks == 1:
+        return [chunks[0]]
+    picks = sorted({round(i * (n - 1) / (max_chunks - 1)) for i in range(max_chunks)})
+    return [chunks[i] for i in picks]
+
+
+def document_texts(
+    text: str,
+    who: str,
+    previous: tuple[str, str] | None = None,
+    *,
+    max_chunks: int = MAX_CHUNKS,
+) -> list[str]:
+    """The texts embedded for one turn (one per retrieval vector). previous: (speaker, text) of the turn
+    before it, or None."""
+    chunks = spread_chunks(chunk_text(text), max_chunks)
+    docs = [f"{who}: {c}" for c in chunks]
+    if previous is not None and previous[1].strip():
+        prev_who, prev_text = previous
+        docs[0] = f"{prev_who}: {prev_text[-CONTEXT_CHARS:]}\n{docs[0]}"
+    return docs
+
+
+def query_text(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:
+    """The part of a query that is embedded: all of it up to max_chars, else its first and last halves."""
+    if len(query) <= max_chars:
+        return query
+    half = max_chars // 2
+    return query[:half] + "\n" + query[-half:]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One turn the index found: its best similarity, its position in the namespace, its retention."""
+
+    turn_id: int
+    similarity: float
+    seq: int
+    retention: float
+
+
+def rank(
+    candidates: Sequence[Candidate],
+    *,
+    retention_weight: float,
+    next_weight: float = NEXT_WEIGHT,
+) -> list[tuple[float, Candidate]]:
+    """(score, candidate) pairs, best first, by the rule in the module docstring."""
+    if not candidates:
+        return []
+    sims = [c.similarity for c in candidates]
+    floor, spread = min(sims), max(sims) - min(sims)
+    by_seq = {c.seq: c.similarity for c in candidates}
+    scored = [
+        (
+            c.similarity
+            + next_weight * (by_seq.get(c.seq + 1, floor) - floor)
+            - retention_weight * (1.0 - c.retention) * spread,
+            c,
+        )
+        for c in candidates
+    ]
+    scored.sort(key=lambda x: -x[0])
+    return scored
