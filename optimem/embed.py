@@ -29,8 +29,8 @@ import numpy as np
 
 from optimem.errors import EmbedderError
 
-LEXICAL_DIM = 1024  # hashed lexical buckets of the default embedder (HybridEmbedder)
-LEXICAL_WEIGHT = 0.5  # query-side weight of the lexical cosine against the dense one
+LEXICAL_DIM = 512  # hashed lexical buckets of the default embedder (HybridEmbedder)
+LEXICAL_WEIGHT = 0.2  # query-side weight of the lexical cosine against the dense one
 
 __all__ = [
     "Embedder",

@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw
 from optimem.archive import HNSW_THRESHOLD, Archive, PageRecord, TurnRecord
 from optimem.embed import (
     Embedder,
+    HybridEmbedder,
     check_vectors,
     default_embedder,
     embedder_by_name,
@@ -60,7 +61,7 @@ from optimem.forgetting import (
     tier_rank,
 )
 from optimem.reader import PageReader, load_reader
-from optimem.retrieval import Candidate, document_texts, query_text, rank, speaker
+from optimem.retrieval import IDF_SAMPLE, Candidate, LexicalIdf, document_texts, query_text, rank, speaker
 from optimem.render import (
     CELL_H,
     MARGIN_Y,
@@ -278,6 +279,8 @@ class Memory:
             self.close()
             raise
         self._lock = threading.RLock()
+        e = self._embedder
+        self._idf = LexicalIdf(e.dense.dim, e.lexical_dim) if isinstance(e, HybridEmbedder) else None
         self._cache: OrderedDict[tuple[int, str], _Decoded] = OrderedDict()
         self._cache_size = max(0, int(cache_pages))
 
@@ -378,6 +381,8 @@ class Memory:
             ids = self._archive.add_turns(
                 rows, per_turn, strength=self.policy.initial_strength, pinned=[pin] * len(parsed)
             )
+            if self._idf is not None:
+                self._idf.added_since += len(vecs)
             self._page_out_overflow()
             return ids
 
@@ -453,6 +458,10 @@ class Memory:
         with self._lock:
             self._check_open()
             qv = check_vectors(self._embedder.embed_queries([query_text(query)]), 1, self._embedder)[0]
+            if self._idf is not None:  # rare words of the query weigh more (optimem/retrieval.py)
+                if self._idf.stale():
+                    self._idf.fit(*self._archive.sample_vectors(IDF_SAMPLE))
+                qv = self._idf.weigh(qv)
             cands = self._archive.search(qv, max(8 * k, 64))
             recs = self._archive.turns([tid for tid, _ in cands])
             seq, t = self._now(now)

@@ -37,6 +37,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from optimem.embed import chunk_text
 from optimem.errors import InvalidInputError
 
@@ -45,7 +47,9 @@ __all__ = [
     "MAX_CHUNKS",
     "MAX_QUERY_CHARS",
     "NEXT_WEIGHT",
+    "IDF_SAMPLE",
     "Candidate",
+    "LexicalIdf",
     "speaker",
     "document_texts",
     "query_text",
@@ -56,6 +60,7 @@ __all__ = [
 CONTEXT_CHARS = 300  # characters of the previous turn embedded with a turn (its end: what was just said)
 MAX_CHUNKS = 16  # chunks of one turn that are embedded (~16,000 characters; docs/api.md#embedders)
 MAX_QUERY_CHARS = 2000  # characters of a query that are embedded (~500 tokens: one E5 window)
+IDF_SAMPLE = 4096  # stored vectors the lexical document frequencies are estimated from
 NEXT_WEIGHT = 0.5  # weight of the next turn's similarity in the score (tuned on LoCoMo conversations 5-9)
 
 
@@ -136,3 +141,43 @@ def rank(
     ]
     scored.sort(key=lambda x: -x[0])
     return scored
+
+
+class LexicalIdf:
+    """Inverse document frequency of the lexical buckets of a hybrid vector (embed.HybridEmbedder), so a
+    query's rare words count more than its common ones.
+
+    df[b] = share of stored vectors whose lexical half is non-zero in bucket b, estimated from a random
+    sample of up to IDF_SAMPLE stored vectors (exact below that) and re-estimated once the namespace has
+    grown by 10% since; idf[b] = ln(1 + 1 / df[b]) (df floored at one vector of the sample). `weigh` scales
+    the query's lexical half by idf and gives it back its former norm, so the embedder's lexical weight keeps
+    its meaning. Only bucket counts are kept (in RAM), no words.
+    """
+
+    def __init__(self, dense_dim: int, lexical_dim: int) -> None:
+        self.dense_dim, self.lexical_dim = dense_dim, lexical_dim
+        self.idf: np.ndarray | None = None
+        self.fitted_on = 0  # vectors in the namespace when the sample was drawn
+        self.added_since = 0
+
+    def stale(self) -> bool:
+        """True before the first fit and once vectors added since the fit pass 10% of the ones it saw."""
+        return self.idf is None or self.added_since > 0.1 * self.fitted_on
+
+    def fit(self, sample: np.ndarray, total: int) -> None:
+        lex = sample[:, self.dense_dim : self.dense_dim + self.lexical_dim]
+        df = np.maximum((lex != 0).sum(axis=0), 1).astype(np.float64) / max(len(lex), 1)
+        self.idf = np.log1p(1.0 / df).astype(np.float32)
+        self.fitted_on, self.added_since = total, 0
+
+    def weigh(self, query: np.ndarray) -> np.ndarray:
+        if self.idf is None:
+            return query
+        q = np.array(query, dtype=np.float32)
+        lex = q[self.dense_dim :]
+        norm = float(np.linalg.norm(lex))
+        if norm == 0.0:
+            return q
+        weighted = lex * self.idf
+        q[self.dense_dim :] = weighted * (norm / max(float(np.linalg.norm(weighted)), 1e-12))
+        return q
