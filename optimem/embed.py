@@ -209,9 +209,14 @@ class HybridEmbedder:
         self.name = f"{dense.name}+lex{lexical_dim}"
         self.dim = dense.dim + lexical_dim
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_documents(self, texts: Sequence[str], words: Sequence[str] | None = None) -> np.ndarray:
+        """words: the texts to hash into the lexical halves instead of `texts` (same length), e.g. the
+        whole segment of a long turn whose dense half embeds one chunk of it (retrieval.document_words)."""
+        words = texts if words is None else words
+        if len(words) != len(texts):
+            raise EmbedderError(f"HybridEmbedder got {len(texts)} texts but {len(words)} word texts; pass one each")
         dense = check_vectors(self.dense.embed_documents(texts), len(texts), self.dense)
-        return np.hstack([dense, lexical_vectors(texts, self.lexical_dim)]) / np.float32(math.sqrt(2.0))
+        return np.hstack([dense, lexical_vectors(words, self.lexical_dim)]) / np.float32(math.sqrt(2.0))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         dense = check_vectors(self.dense.embed_queries(texts), len(texts), self.dense)

@@ -61,7 +61,16 @@ from optimem.forgetting import (
     tier_rank,
 )
 from optimem.reader import PageReader, load_reader
-from optimem.retrieval import IDF_SAMPLE, Candidate, LexicalIdf, document_texts, query_text, rank, speaker
+from optimem.retrieval import (
+    IDF_SAMPLE,
+    Candidate,
+    LexicalIdf,
+    document_texts,
+    document_words,
+    query_text,
+    rank,
+    speaker,
+)
 from optimem.render import (
     CELL_H,
     MARGIN_Y,
@@ -365,7 +374,7 @@ class Memory:
             if not parsed:
                 return []
             now = time.time()
-            rows, chunk_texts, counts = [], [], []
+            rows, chunk_texts, words, counts = [], [], [], []
             previous = self._previous_turn()
             for t in parsed:
                 ts = float(t.timestamp) if t.timestamp is not None else now
@@ -374,9 +383,14 @@ class Memory:
                 who = speaker(t.role, t.metadata)  # what a turn is remembered by: optimem/retrieval.py
                 docs = document_texts(t.text, who, previous)
                 chunk_texts += docs
+                words += document_words(t.text, who, previous)
                 counts.append(len(docs))
                 previous = (who, t.text)
-            vecs = check_vectors(self._embedder.embed_documents(chunk_texts), len(chunk_texts), self._embedder)
+            if isinstance(self._embedder, HybridEmbedder):  # every word of a long turn in the lexical halves
+                raw = self._embedder.embed_documents(chunk_texts, words)
+            else:
+                raw = self._embedder.embed_documents(chunk_texts)
+            vecs = check_vectors(raw, len(chunk_texts), self._embedder)
             per_turn = np.split(vecs, np.cumsum(counts)[:-1])  # (chunks_i, dim) per turn
             ids = self._archive.add_turns(
                 rows, per_turn, strength=self.policy.initial_strength, pinned=[pin] * len(parsed)

@@ -10,9 +10,10 @@ when it is added. Memory embeds, for every chunk of a turn (`document_texts`):
             memory keeps the newest turns, so in practice always but for the first turn); only the first
             chunk of a long turn carries it;
   chunks    `embed.chunk_text` (~1,000 characters each); a turn of more than `MAX_CHUNKS` chunks is
-            embedded from `MAX_CHUNKS` of them spread evenly over it (first and last included), which bounds
-            the time and memory one add can take. The lexical half of the default embedder
-            (`embed.HybridEmbedder`) hashes the words of every chunk, so the rest stays findable by its words.
+            embedded densely from `MAX_CHUNKS` of them spread evenly over it (first and last included),
+            which bounds the time and memory one add can take. The lexical half of the default embedder
+            (`embed.HybridEmbedder`) hashes every word of the turn (`document_words`: each vector's words run
+            on to the next embedded chunk), so the rest of a long turn stays findable by its words.
 
 A query is embedded from at most `MAX_QUERY_CHARS` characters (`query_text`): its first and last
 MAX_QUERY_CHARS / 2 characters, the question of a long prompt usually being at one end.
@@ -52,13 +53,14 @@ __all__ = [
     "LexicalIdf",
     "speaker",
     "document_texts",
+    "document_words",
     "query_text",
     "spread_chunks",
     "rank",
 ]
 
 CONTEXT_CHARS = 300  # characters of the previous turn embedded with a turn (its end: what was just said)
-MAX_CHUNKS = 16  # chunks of one turn that are embedded (~16,000 characters; docs/api.md#embedders)
+MAX_CHUNKS = 8  # chunks of one turn that are embedded densely (~8,000 characters; docs/api.md#embedders)
 MAX_QUERY_CHARS = 2000  # characters of a query that are embedded (~500 tokens: one E5 window)
 IDF_SAMPLE = 4096  # stored vectors the lexical document frequencies are estimated from
 NEXT_WEIGHT = 0.5  # weight of the next turn's similarity in the score (tuned on LoCoMo conversations 5-9)
@@ -70,17 +72,27 @@ def speaker(role: str, metadata: Mapping[str, Any] | None) -> str:
     return str(name).strip() if isinstance(name, str) and name.strip() else role
 
 
-def spread_chunks(chunks: Sequence[str], max_chunks: int = MAX_CHUNKS) -> list[str]:
-    """At most max_chunks of `chunks`, evenly spread, first and last included, in order."""
+def _picks(n: int, max_chunks: int) -> list[int]:
+    """Indices of at most max_chunks of n chunks, evenly spread, first and last included."""
     if max_chunks < 1:
         raise InvalidInputError(f"max_chunks must be >= 1, got {max_chunks}")
-    n = len(chunks)
     if n <= max_chunks:
-        return list(chunks)
+        return list(range(n))
     if max_chunks == 1:
-        return [chunks[0]]
-    picks = sorted({round(i * (n - 1) / (max_chunks - 1)) for i in range(max_chunks)})
-    return [chunks[i] for i in picks]
+        return [0]
+    return sorted({round(i * (n - 1) / (max_chunks - 1)) for i in range(max_chunks)})
+
+
+def spread_chunks(chunks: Sequence[str], max_chunks: int = MAX_CHUNKS) -> list[str]:
+    """At most max_chunks of `chunks`, evenly spread, first and last included, in order."""
+    return [chunks[i] for i in _picks(len(chunks), max_chunks)]
+
+
+def _with_context(docs: list[str], previous: tuple[str, str] | None) -> list[str]:
+    if previous is not None and previous[1].strip():
+        prev_who, prev_text = previous
+        docs[0] = f"{prev_who}: {prev_text[-CONTEXT_CHARS:]}\n{docs[0]}"
+    return docs
 
 
 def document_texts(
@@ -90,14 +102,25 @@ def document_texts(
     *,
     max_chunks: int = MAX_CHUNKS,
 ) -> list[str]:
-    """The texts embedded for one turn (one per retrieval vector). previous: (speaker, text) of the turn
-    before it, or None."""
-    chunks = spread_chunks(chunk_text(text), max_chunks)
-    docs = [f"{who}: {c}" for c in chunks]
-    if previous is not None and previous[1].strip():
-        prev_who, prev_text = previous
-        docs[0] = f"{prev_who}: {prev_text[-CONTEXT_CHARS:]}\n{docs[0]}"
-    return docs
+    """The texts embedded densely for one turn (one per retrieval vector). previous: (speaker, text) of the
+    turn before it, or None."""
+    chunks = chunk_text(text)
+    return _with_context([f"{who}: {chunks[i]}" for i in _picks(len(chunks), max_chunks)], previous)
+
+
+def document_words(
+    text: str,
+    who: str,
+    previous: tuple[str, str] | None = None,
+    *,
+    max_chunks: int = MAX_CHUNKS,
+) -> list[str]:
+    """The texts hashed into the lexical half of the same vectors: like document_texts, but each vector's
+    text runs on to the next embedded chunk, so every word of a long turn is in some vector."""
+    chunks = chunk_text(text)
+    picks = _picks(len(chunks), max_chunks)
+    ends = picks[1:] + [len(chunks)]
+    return _with_context([f"{who}: " + " ".join(chunks[a:b]) for a, b in zip(picks, ends)], previous)
 
 
 def query_text(query: str, max_chars: int = MAX_QUERY_CHARS) -> str:

@@ -129,3 +129,26 @@ def test_memory_bounds_the_vectors_of_a_long_turn(make_memory):
     m = make_memory(working_tokens=100_000)
     m.add(" ".join(f"word{i}" for i in range(20_000)))  # ~140 chunks of 1000 characters
     assert m.stats().vectors == MAX_CHUNKS
+
+
+def test_every_word_of_a_long_turn_is_in_some_lexical_text():
+    from optimem.retrieval import document_words
+
+    long = " ".join(f"w{i}" for i in range(3000))
+    words = document_words(long, "user", ("assistant", "before"), max_chunks=4)
+    assert len(words) == len(document_texts(long, "user", max_chunks=4)) == 4
+    assert words[0].startswith("assistant: before\nuser: w0 ")
+    seen = set(" ".join(words).split())
+    assert all(f"w{i}" in seen for i in range(3000))
+
+
+def test_memory_finds_a_word_deep_in_a_long_turn_lexically(make_memory):
+    from optimem.embed import HashingEmbedder, HybridEmbedder
+
+    m = make_memory(working_tokens=100_000, embedder=HybridEmbedder(HashingEmbedder(64), lexical_weight=2.0))
+    filler = [" ".join(f"filler{j}x{i}" for j in range(120)) for i in range(60)]
+    filler[33] += " zebracrossing"  # in a chunk that is not embedded densely (60 chunks, 8 embedded)
+    long = m.add(" ".join(filler))
+    other = m.add("a short turn about the weather")
+    hits = m.recall("zebracrossing", k=2, decode=False)
+    assert hits[0].turn_id == long and other in {h.turn_id for h in hits}
