@@ -484,7 +484,7 @@ class Memory:
                 for tid, sim in cands
                 if tid in recs and recs[tid].state != "forgotten"
             ]
-            ranked = rank(found, retention_weight=self.policy.retention_weight)  # optimem/retrieval.py
+            ranked = rank(found, self.policy)  # optimem/retrieval.py
             scored = [(s, c.similarity, c.retention, recs[c.turn_id]) for s, c in ranked]
             top = scored[:k]
             texts = self._read_turns([rec for *_, rec in top], decode)

@@ -42,6 +42,7 @@ import numpy as np
 
 from optimem.embed import chunk_text
 from optimem.errors import InvalidInputError
+from optimem.forgetting import ForgettingPolicy, combine_score
 
 __all__ = [
     "CONTEXT_CHARS",
@@ -143,11 +144,12 @@ class Candidate:
 
 def rank(
     candidates: Sequence[Candidate],
+    policy: ForgettingPolicy,
     *,
-    retention_weight: float,
     next_weight: float = NEXT_WEIGHT,
 ) -> list[tuple[float, Candidate]]:
-    """(score, candidate) pairs, best first, by the rule in the module docstring."""
+    """(score, candidate) pairs, best first, by the rule in the module docstring (the retention part is
+    forgetting.combine_score)."""
     if not candidates:
         return []
     sims = [c.similarity for c in candidates]
@@ -155,9 +157,8 @@ def rank(
     by_seq = {c.seq: c.similarity for c in candidates}
     scored = [
         (
-            c.similarity
-            + next_weight * (by_seq.get(c.seq + 1, floor) - floor)
-            - retention_weight * (1.0 - c.retention) * spread,
+            combine_score(c.similarity, c.retention, policy, spread=spread)
+            + next_weight * (by_seq.get(c.seq + 1, floor) - floor),
             c,
         )
         for c in candidates

@@ -14,6 +14,7 @@ from optimem.embed import (
     lexical_vectors,
 )
 from optimem.errors import EmbedderError, InvalidInputError
+from optimem.forgetting import ForgettingPolicy
 from optimem.retrieval import (
     CONTEXT_CHARS,
     Candidate,
@@ -62,13 +63,14 @@ def test_long_queries_keep_head_and_tail():
 def test_rank_next_turn_lifts_and_retention_discounts():
     c = [Candidate(1, 0.80, seq=10, retention=1.0), Candidate(2, 0.79, seq=20, retention=1.0),
          Candidate(3, 0.78, seq=21, retention=1.0), Candidate(4, 0.70, seq=30, retention=1.0)]
-    plain = [x.turn_id for _, x in rank(c, retention_weight=0.0, next_weight=0.0)]
+    flat, default = ForgettingPolicy(retention_weight=0.0), ForgettingPolicy()
+    plain = [x.turn_id for _, x in rank(c, flat, next_weight=0.0)]
     assert plain == [1, 2, 3, 4]
-    lifted = [x.turn_id for _, x in rank(c, retention_weight=0.0, next_weight=0.5)]
+    lifted = [x.turn_id for _, x in rank(c, flat, next_weight=0.5)]
     assert lifted[0] == 2  # its next turn (seq 21) is also close to the query
     faded = [Candidate(1, 0.80, 10, retention=0.0), Candidate(2, 0.79, 20, retention=1.0), Candidate(3, 0.5, 40, 1.0)]
-    assert [x.turn_id for _, x in rank(faded, retention_weight=0.25, next_weight=0.0)][:2] == [2, 1]
-    assert rank([], retention_weight=0.25) == []
+    assert [x.turn_id for _, x in rank(faded, default, next_weight=0.0)][:2] == [2, 1]
+    assert rank([], default) == []
 
 
 def test_lexical_vectors_keep_no_words_and_unit_norm():
