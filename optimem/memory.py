@@ -476,7 +476,7 @@ class Memory:
                 if self._idf.stale():
                     self._idf.fit(*self._archive.sample_vectors(IDF_SAMPLE))
                 qv = self._idf.weigh(qv)
-            cands = self._archive.search(qv, max(8 * k, 64))
+            cands = self._archive.search(qv, max(4 * k, 32))
             recs = self._archive.turns([tid for tid, _ in cands])
             seq, t = self._now(now)
             found = [

@@ -64,7 +64,7 @@ CONTEXT_CHARS = 300  # characters of the previous turn embedded with a turn (its
 MAX_CHUNKS = 8  # chunks of one turn that are embedded densely (~8,000 characters; docs/api.md#embedders)
 MAX_QUERY_CHARS = 2000  # characters of a query that are embedded (~500 tokens: one E5 window)
 IDF_SAMPLE = 4096  # stored vectors the lexical document frequencies are estimated from
-NEXT_WEIGHT = 0.5  # weight of the next turn's similarity in the score (tuned on LoCoMo conversations 5-9)
+NEXT_WEIGHT = 1.0  # weight of the next turn's similarity in the score (tuned on LoCoMo conversations 5-9)
 
 
 def speaker(role: str, metadata: Mapping[str, Any] | None) -> str:
