@@ -29,10 +29,11 @@ WORDS = "the harbor engine violet cloud pencil garden silver thunder river apple
 
 
 def _text(n_chars: int, seed: int = 0) -> str:
-    out, i = [], seed
-    while sum(len(w) + 1 for w in out) < n_chars:
-        out.append(WORDS[(i * 7 + i // 3) % len(WORDS)] + (str(i) if i % 11 == 0 else ""))
-        i += 1
+    out, i, n = [], seed, 0
+    while n < n_chars:
+        w = WORDS[(i * 7 + i // 3) % len(WORDS)] + (str(i) if i % 11 == 0 else "")
+        out.append(w)
+        n, i = n + len(w) + 1, i + 1
     return " ".join(out)[:n_chars]
 
 
@@ -80,13 +81,14 @@ def child(kind: str, arg: int, threads: int) -> dict:
             q = lambda xs, p: 1000 * sorted(xs)[min(len(xs) - 1, int(p * len(xs)))]  # noqa: E731
             return {"add_p50_ms": q(adds, 0.5), "add_p95_ms": q(adds, 0.95),
                     "recall_p50_ms": q(recalls, 0.5), "recall_p95_ms": q(recalls, 0.95)}
+        text = _text(arg, 7 if kind == "long" else 9)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         emb.seconds = 0.0
         t = time.perf_counter()
         if kind == "long":
-            m.add(_text(arg, 7))
+            m.add(text)
         else:
-            m.recall(_text(arg, 9), k=5, decode=False, reinforce=False)
+            m.recall(text, k=5, decode=False, reinforce=False)
         secs = time.perf_counter() - t
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"seconds": secs, "embed_seconds": emb.seconds, "peak_rss_growth_mb": (rss - rss0) / 1024,
@@ -111,7 +113,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="50000,200000", help="characters of the long turns and queries")
     ap.add_argument("--adds", type=int, default=20, help="short adds and recalls timed per setting")
-    ap.add_argument("--threads", default="1,2", help="thread counts to time short calls with")
+    ap.add_argument("--threads", default="1,2", help="thread counts to time short calls with ('' = skip them)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -121,7 +123,7 @@ def main(argv=None) -> dict:
     res: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cpus", "load_at_start": os.getloadavg()[0],
                  "short": [], "long": [], "query": []}
     for policy in ("ACTIVE", None):
-        for th in [int(x) for x in args.threads.split(",")]:
+        for th in [int(x) for x in args.threads.split(",") if x]:
             r = _run_child("short", args.adds, th, policy)
             res["short"].append({"policy": policy or "default (PASSIVE, set by optimem)", "threads": th, **r})
             print(res["short"][-1], file=sys.stderr)
