@@ -5,13 +5,14 @@
         hits = memory.recall("what is the locker code?", k=5)
 
 How a turn flows:
-  add      -> embedded (one vector per ~1000-char chunk, "<role>: <text>") and stored verbatim in the
-              working memory, durably, before add returns
+  add      -> embedded (one vector per ~1000-char chunk, at most 8: "<speaker>: <chunk>" after the end of
+              the previous turn; optimem/retrieval.py) and stored verbatim in the working memory, durably,
+              before add returns
   overflow -> when the working memory passes `working_tokens`, its oldest turns (down to half the budget)
               are rendered to pages (optimem.render), stored as PNG (16 greys) at the policy's top tier, and their
               text is deleted from the store (optimem.archive); their vectors stay
-  recall   -> the query is embedded, FAISS finds candidate turns, score = similarity combined with
-              retention (optimem.forgetting), archived winners are read back from their pages by the
+  recall   -> the query is embedded, FAISS finds candidate turns, score = similarity, the next turn's
+              similarity and retention (optimem.retrieval.rank, optimem.forgetting), archived winners are read back from their pages by the
               model (optimem.reader) and cut out with the layout map (render.split_decoded). Decoded
               pages are cached in RAM only. Every returned turn is strengthened (spaced repetition).
   consolidate -> applies the forgetting curve: pages whose best turn has faded are re-encoded at a lower
