@@ -25,7 +25,8 @@ the penalty is measured in this query's own similarity range. A fully faded memo
 retention_weight of that range: it ranks below an equally similar fresh one but stays findable until it
 is forgotten. Scaling by |sim| instead would punish embedders whose similarities sit in a narrow high
 band: with E5 (unrelated texts ~0.75) it cut LoCoMo recall@5 from 0.387 to 0.154; this rule, 0.386.
-docs/forgetting.md has the plot and the numbers.
+docs/forgetting.md has the plot and the numbers. Recall adds the next turn's similarity to this
+(optimem.retrieval.rank); combine_score is the retention part.
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@
         hits = memory.recall("what is the locker code?", k=5)
 
 How a turn flows:
-  add      -> embedded (one vector per ~1000-char chunk, "<role>: <text>") and stored verbatim in the
-              working memory, durably, before add returns
+  add      -> embedded (one vector per ~1000-char chunk, at most 8: "<speaker>: <chunk>" after the end of
+              the previous turn; optimem/retrieval.py) and stored verbatim in the working memory, durably,
+              before add returns
   overflow -> when the working memory passes `working_tokens`, its oldest turns (down to half the budget)
               are rendered to pages (ocr_model.page), read back and verified (optimem.pageout), stored as PNG (16 greys) at the policy's top tier, and their
               text is deleted from the store (optimem.store); their vectors stay
-  recall   -> the query is embedded, FAISS finds candidate turns, score = similarity combined with
-              retention (optimem.forgetting), archived winners are read back from their pages by the
+  recall   -> the query is embedded, FAISS finds candidate turns, score = similarity, the next turn's
+              similarity and retention (optimem.retrieval.rank, optimem.forgetting), archived winners are read back from their pages by the
               model (optimem.reader) and cut out with the layout map (render.split_decoded). Decoded
               pages are cached in RAM only. Every returned turn is strengthened (spaced repetition).
   consolidate -> applies the forgetting curve: pages whose best turn has faded are re-encoded at a lower
@@ -47,8 +48,8 @@ from optimem.store import HNSW_THRESHOLD, Archive, NewPage, NewTurn, PageRecord,
 from optimem.store.check import CheckReport, check_store
 from optimem.embed import (
     Embedder,
+    HybridEmbedder,
     check_vectors,
-    chunk_text,
     default_embedder,
     embedder_by_name,
 )
@@ -62,7 +63,6 @@ from optimem.errors import (
 )
 from optimem.forgetting import (
     ForgettingPolicy,
-    combine_score,
     retention,
     strengthen,
     tier_for,
@@ -76,6 +76,16 @@ from optimem.pageout import TurnCheck, char_precision, draw_verified, read_turn_
 from optimem.reader import PageReader
 from ocr_model.page import COLS, ROWS, TIERS, Layout, Turn, cells_used, page_at_tier, render_turns
 from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact
+from optimem.retrieval import (
+    IDF_SAMPLE,
+    Candidate,
+    LexicalIdf,
+    document_texts,
+    document_words,
+    query_text,
+    rank,
+    speaker,
+)
 from optimem.types import ConsolidationReport, Recollection, Stats, TurnId
 
 __all__ = ["Memory", "DEFAULT_WORKING_TOKENS"]
@@ -268,6 +278,8 @@ class Memory:
             self.close()
             raise
         self._lock = threading.RLock()
+        e = self._embedder
+        self._idf = LexicalIdf(e.dense.dim, e.lexical_dim) if isinstance(e, HybridEmbedder) else None
         self._cache: OrderedDict[tuple[int, str], _Decoded] = OrderedDict()
         self._cache_size = max(0, int(cache_pages))
 
@@ -353,19 +365,29 @@ class Memory:
             if not parsed:
                 return []
             now = time.time()
-            rows, chunk_texts, counts = [], [], []
+            rows, chunk_texts, words, counts = [], [], [], []
+            previous = self._previous_turn()
             for t in parsed:
                 ts = float(t.timestamp) if t.timestamp is not None else now
                 meta = json.dumps(dict(t.metadata), sort_keys=True, ensure_ascii=False) if t.metadata else None
                 rows.append(NewTurn(t.role, t.text, ts, meta, self._reader.count_tokens(t.text)))
-                chunks = chunk_text(t.text)
-                chunk_texts += [f"{t.role}: {c}" for c in chunks]
-                counts.append(len(chunks))
-            vecs = check_vectors(self._embedder.embed_documents(chunk_texts), len(chunk_texts), self._embedder)
+                who = speaker(t.role, t.metadata)  # what a turn is remembered by: optimem/retrieval.py
+                docs = document_texts(t.text, who, previous)
+                chunk_texts += docs
+                words += document_words(t.text, who, previous)
+                counts.append(len(docs))
+                previous = (who, t.text)
+            if isinstance(self._embedder, HybridEmbedder):  # every word of a long turn in the lexical halves
+                raw = self._embedder.embed_documents(chunk_texts, words)
+            else:
+                raw = self._embedder.embed_documents(chunk_texts)
+            vecs = check_vectors(raw, len(chunk_texts), self._embedder)
             per_turn = np.split(vecs, np.cumsum(counts)[:-1])  # (chunks_i, dim) per turn
             ids = self._archive.add_turns(
                 rows, per_turn, strength=self.policy.initial_strength, pinned=[pin] * len(parsed)
             )
+            if self._idf is not None:
+                self._idf.added_since += len(vecs)
             try:  # committed: from here on the caller must get its ids, whatever happens to the page-out
                 self._page_out_overflow()
             except Exception as e:  # noqa: BLE001 - reported, and retried by the next add
@@ -376,6 +398,14 @@ class Memory:
                     stacklevel=2,
                 )
             return ids
+
+    def _previous_turn(self) -> tuple[str, str] | None:
+        """(speaker, text) of the newest turn of the namespace if it is still verbatim, else None."""
+        working = self._archive.working_turns()
+        if not working or working[-1].seq != self._archive.clock():
+            return None
+        last = working[-1]
+        return speaker(last.role, last.metadata), last.text or ""
 
     def _page_out_overflow(self) -> None:
         """Archive the oldest verbatim turns while the working memory is over budget (down to half of it),
@@ -468,21 +498,21 @@ class Memory:
         with self._lock:
             self._check_open()
             self._now(now)  # validate before any work
-            qv = check_vectors(self._embedder.embed_queries([query]), 1, self._embedder)[0]
+            qv = check_vectors(self._embedder.embed_queries([query_text(query)]), 1, self._embedder)[0]
+            if self._idf is not None:  # rare words of the query weigh more (optimem/retrieval.py)
+                if self._idf.stale():
+                    self._idf.fit(*self._archive.sample_vectors(IDF_SAMPLE))
+                qv = self._idf.weigh(qv)
             cands = self._archive.search(qv, max(4 * k, 32))
             recs = self._archive.turns([c.turn_id for c in cands])
             seq, t = self._now(now)
-            scored = []
-            for c in cands:
-                rec, sim = recs.get(c.turn_id), c.similarity
-                if rec is None or rec.state == "forgotten":
-                    continue
-                r = self._retention(rec, seq, t)
-                scored.append((sim, r, rec))
-            sims = [sim for sim, _, _ in scored]
-            spread = max(sims) - min(sims) if sims else 0.0  # this query's similarity range (see forgetting.py)
-            scored = [(combine_score(sim, r, self.policy, spread=spread), sim, r, rec) for sim, r, rec in scored]
-            scored.sort(key=lambda x: -x[0])
+            found = [
+                Candidate(c.turn_id, c.similarity, recs[c.turn_id].seq, self._retention(recs[c.turn_id], seq, t))
+                for c in cands
+                if c.turn_id in recs and recs[c.turn_id].state != "forgotten"
+            ]
+            ranked = rank(found, self.policy)  # optimem/retrieval.py
+            scored = [(s, c.similarity, c.retention, recs[c.turn_id]) for s, c in ranked]
             top = scored[:k]
             texts = self._read_turns([rec for *_, rec in top], decode)
             out = [

@@ -764,6 +764,18 @@ class Archive:
         self._index_gen = gen
         return self._index
 
+    @_guard("sampling vectors")
+    def sample_vectors(self, n: int) -> tuple[np.ndarray, int]:
+        """Up to n of this namespace's vectors drawn at random, (m, dim) float32, and how many it holds."""
+        with self._mutex:
+            db = self._conn()
+            total = db.execute("SELECT COUNT(*) FROM vectors WHERE namespace = ?", (self.namespace,)).fetchone()[0]
+            rows = db.execute(
+                "SELECT vec FROM vectors WHERE namespace = ? ORDER BY random() LIMIT ?", (self.namespace, int(n))
+            ).fetchall()
+            dim = self.namespace_info().dim
+            return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), dim), total
+
     @_guard("searching")
     def search(self, query: np.ndarray, n: int) -> list[SearchHit]:
         """The best n turns of this namespace for a query vector, with their best chunk's similarity."""

