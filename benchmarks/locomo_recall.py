@@ -212,11 +212,13 @@ SPLITS = {"0-4 (reported)": range(0, 5), "5-9 (tuning)": range(5, 10), "all": ra
 GROUPS = {"1": (1,), "2": (2,), "3": (3,), "4": (4,), "5": (5,), "1-4": (1, 2, 3, 4), "all": (1, 2, 3, 4, 5)}
 
 
-def _message(mode: str, speaker: str, text: str, when: float | None, role: str) -> dict:
+def _message(mode: str, speaker: str, text: str, when: float | None, role: str):
     if mode == "agents":
         msg = {"role": role, "name": speaker, "content": text}
         return msg | ({"timestamp": when} if when is not None else {})
-    return {"role": speaker, "content": text}
+    from optimem import Turn
+
+    return Turn(role=speaker, text=text)  # any role goes through a Turn (messages take the documented roles)
 
 
 def run(args: argparse.Namespace) -> dict:

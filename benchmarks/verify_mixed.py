@@ -132,9 +132,15 @@ def main(argv=None) -> None:
             "pages_plain": len(pages), "pages_final": len(drawn.pages), "pages_read": drawn.reads,
             "cells_plain": sum(cells_used(p) for p in pages), "cells_final": sum(cells_used(p) for p in drawn.pages),
             "seconds_read_plain": round(plain_s, 2), "seconds_verified_pageout": round(verify_s, 2),
+            "confidence_exact": sorted(round(c, 4) for c in pos), "confidence_inexact": sorted(round(c, 4) for c in neg),
         }
         print(json.dumps({kind: report[kind]}), flush=True)
     pos_all = [k for k in report.values()]
+    ex = [c for r in pos_all for c in r["confidence_exact"]]
+    inex = [c for r in pos_all for c in r["confidence_inexact"]]
+    print(json.dumps({"pooled_confidence_auroc": auroc(ex, inex),
+                      "inexact_below": {t: sum(c < t for c in inex) / max(1, len(inex)) for t in (0.9, 0.95, 0.98, 0.99)},
+                      "exact_below": {t: sum(c < t for c in ex) / max(1, len(ex)) for t in (0.9, 0.95, 0.98, 0.99)}}))
     print(json.dumps({"all": {"final_exact_share": sum(r["final_exact_share"] * r["turns"] for r in pos_all)
                                / sum(r["turns"] for r in pos_all),
                               "plain_exact_share": sum(r["plain_exact_share"] * r["turns"] for r in pos_all)

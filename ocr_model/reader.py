@@ -68,18 +68,9 @@ class Reading:
 
 
 def shipped_model_dir() -> Path | None:
-    """The shipped checkpoint: ocr_model.weights.SHIPPED_MODEL if set, else the first directory (by name)
-    under ocr_model/weights/ that holds a config.json and safetensors shards."""
+    """The shipped checkpoint: the first directory (by name) under ocr_model/weights/ that holds a config.json
+    and safetensors shards, or None. Imports nothing (no torch)."""
     root = Path(__file__).parent / "weights"
-    try:
-        from ocr_model import weights as w
-
-        named = getattr(w, "SHIPPED_MODEL", None)
-    except ImportError:
-        named = None
-    if named:
-        d = Path(named) if Path(named).is_absolute() else root / named
-        return d if (d / "config.json").is_file() else None
     if not root.is_dir():
         return None
     for d in sorted(p for p in root.iterdir() if p.is_dir()):

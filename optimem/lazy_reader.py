@@ -15,7 +15,6 @@ not a directory, None with no shipped model) goes through optimem.reader.load_re
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,20 +66,10 @@ class LazyReader:
 
 
 def _shipped_dir() -> Path | None:
-    """optimem.reader.shipped_model_dir() without importing ocr_model (its __init__ imports torch): the first
-    directory by name under ocr_model/weights/ with a config.json and safetensors shards. (shipped_model_dir
-    also honours an ocr_model.weights.SHIPPED_MODEL; none is set today, and with one lazy_reader would have
-    to import torch to read it.)"""
-    spec = importlib.util.find_spec("ocr_model")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    root = Path(list(spec.submodule_search_locations)[0]) / "weights"
-    if not root.is_dir():
-        return None
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        if (d / "config.json").is_file() and any(d.glob("*.safetensors")):
-            return d
-    return None
+    """The shipped model's directory (ocr_model.reader.shipped_model_dir: imports no torch)."""
+    from ocr_model.reader import shipped_model_dir
+
+    return shipped_model_dir()
 
 
 def lazy_reader(model: Any = None) -> PageReader:

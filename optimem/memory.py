@@ -674,6 +674,20 @@ class Memory:
                 for rec in self._archive.working_turns()
             ]
 
+    def _recent_lines(self, recent: Sequence[TurnRecord], budget: int) -> tuple[list[str], int]:
+        """The newest working-memory turns as '[role #id] text' lines (newest first) that fit in `budget`
+        tokens, and the tokens they cost."""
+        lines: list[str] = []
+        spent = 0
+        for rec in reversed(recent):
+            line = f"[{_one_line(rec.role)} #{rec.id}] {rec.text}"
+            cost = self._reader.count_tokens(line)
+            if spent + cost > budget:
+                break
+            lines.append(line)
+            spent += cost
+        return lines, spent
+
     def context(self, max_tokens: int = 2000, *, query: str | None = None, k: int = 5) -> str:
         """A prompt block: recalled memories (with age, tier and confidence) then the most recent turns
         verbatim, within max_tokens (counted with the model's tokenizer). query defaults to the last
@@ -700,14 +714,8 @@ class Memory:
                     continue
                 mem_lines.append(line)
                 budget -= cost
-            recent_lines: list[str] = []
-            for rec in reversed(recent):
-                line = f"[{_one_line(rec.role)} #{rec.id}] {rec.text}"
-                cost = self._reader.count_tokens(line)
-                if cost > budget:
-                    break
-                recent_lines.append(line)
-                budget -= cost
+            recent_lines, cost = self._recent_lines(recent, budget)
+            budget -= cost
             parts = []
             if mem_lines:
                 parts.append("## Recalled memories\n" + "\n".join(mem_lines))
@@ -757,15 +765,9 @@ class Memory:
                     "first on each page; each turn starts with a [role #number date] header")
             text_tokens = self._reader.count_tokens(head) if pages else 0
             budget -= text_tokens
-            recent_lines: list[str] = []
-            for rec in reversed(recent):
-                line = f"[{rec.role} #{rec.id}] {rec.text}"
-                cost = self._reader.count_tokens(line)
-                if cost > budget:
-                    break
-                recent_lines.append(line)
-                budget -= cost
-                text_tokens += cost
+            recent_lines, cost = self._recent_lines(recent, budget)
+            budget -= cost
+            text_tokens += cost
             content: list[dict[str, Any]] = [{"type": "text", "text": head}, *pages] if pages else []
             if recent_lines:
                 content.append({"type": "text", "text": "## Recent conversation\n" + "\n".join(reversed(recent_lines))})
