@@ -80,9 +80,8 @@ def main(argv=None) -> None:
     reader = load(args.model)
     results = []
     for conv in load_locomo(args.locomo)[: args.conversations]:
-        first = conv["turns"][0][1]
-        turns = [{"role": "user" if spk == first else "assistant", "content": text, "name": spk}
-                 for _, spk, text in conv["turns"]]
+        turns = [{"role": role, "content": text, "name": spk} | ({"timestamp": when} if when is not None else {})
+                 for _, spk, text, when, role in conv["turns"]]
         for verify in (True,) if args.no_compare else (True, False):
             r = run_one(turns, reader, verify, args.working_tokens)
             r["conversation"] = conv["id"]
