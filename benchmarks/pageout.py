@@ -1,7 +1,8 @@
 """Page-out through Memory on real conversations: how full the pages are, what verification costs, how the
 archived turns read back.
 
-    python benchmarks/pageout.py --locomo ../shared/data/locomo/locomo10.json --conversations 2 [--model DIR]
+    python benchmarks/pageout.py --locomo path/to/locomo10.json --conversations 2 [--model DIR]
+    python benchmarks/pageout.py --locomo path/to/locomo10.json --conversations 10 --density-only
 
 LoCoMo (evaluation only) turns are added as agents send them (OpenAI-style messages: role user/assistant, the
 speaker in `name`), with the default working memory. Printed as JSON: per run (verify on, then off, on the
@@ -66,6 +67,30 @@ def run_one(turns: list[dict], reader, verify: bool, working_tokens: int) -> dic
         return out
 
 
+def density(args) -> None:
+    """Cells and turns per page of every conversation paged out through Memory (verify=False)."""
+    from benchmarks.locomo_recall import load_locomo
+    from optimem import HashingEmbedder, Memory
+
+    cells, per_conv = [], []
+    for conv in load_locomo(args.locomo)[: args.conversations]:
+        turns = [{"role": role, "content": text, "name": spk} | ({"timestamp": when} if when is not None else {})
+                 for _, spk, text, when, role in conv["turns"]]
+        with tempfile.TemporaryDirectory() as tmp, Memory(Path(tmp) / "s", model=args.model, verify=False,
+                                                           embedder=HashingEmbedder(64),
+                                                           working_tokens=args.working_tokens) as m:
+            ids = m.add_many(turns)
+            pages = m._archive.pages()
+            c = [layout_cells(p.layout) for p in pages]
+            archived = sum(1 for r in m._archive.turns(ids).values() if r.state == "archived")
+        cells += c
+        per_conv.append({"conversation": conv["id"], "pages": len(pages), "cells_per_page": sum(c) / len(c),
+                         "turns_per_page": archived / len(pages)})
+        print(json.dumps(per_conv[-1]), flush=True)
+    print(json.dumps({"summary": {"pages": len(cells), "cells_per_page": sum(cells) / len(cells),
+                                  "turns_per_page": sum(r["turns_per_page"] for r in per_conv) / len(per_conv)}}))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--locomo", default="../shared/data/locomo/locomo10.json", help="LoCoMo JSON (evaluation only)")
@@ -73,7 +98,12 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     ap.add_argument("--working-tokens", type=int, default=4096, help="Memory's working_tokens")
     ap.add_argument("--no-compare", action="store_true", help="skip the run without verification")
+    ap.add_argument("--density-only", action="store_true",
+                    help="only page out (no verification, no reading: seconds, no model weights loaded) and "
+                         "report cells and turns per page")
     args = ap.parse_args(argv)
+    if args.density_only:
+        return density(args)
     from benchmarks.locomo_recall import load_locomo
     from ocr_model.reader import load
 
