@@ -698,8 +698,7 @@ class Memory:
             self._check_open()
             recent = self._archive.working_turns()
             if query is None:
-                users = [r for r in recent if r.role == "user"]
-                query = (users[-1].text if users else (recent[-1].text if recent else None)) or None
+                query = _default_query(recent)
             recent_ids = {r.id for r in recent}
             memories = [] if query is None else [h for h in self.recall(query, k=k) if h.turn_id not in recent_ids]
             budget = max_tokens
@@ -744,8 +743,7 @@ class Memory:
             self._check_open()
             recent = self._archive.working_turns()
             if query is None:
-                users = [r for r in recent if r.role == "user"]
-                query = (users[-1].text if users else (recent[-1].text if recent else None)) or None
+                query = _default_query(recent)
             hits = [] if query is None else [h for h in self.recall(query, k=k, decode=False) if h.tier != "verbatim"]
             budget, pages, shown, img_tokens, page_text = max_tokens, [], set(), 0, 0
             for h in hits:
@@ -996,6 +994,12 @@ def _one_line(role: str) -> str:
     """A role as one line of printable characters (roles are validated on add; stores written before that
     may hold others), so it cannot start a block of its own in a prompt."""
     return "".join(c if c.isprintable() else " " for c in role)[:MAX_ROLE_CHARS]
+
+
+def _default_query(recent: Sequence[TurnRecord]) -> str | None:
+    """What context() recalls with when no query is given: the last verbatim user turn, else the last turn."""
+    users = [r for r in recent if r.role == "user"]
+    return (users[-1].text if users else (recent[-1].text if recent else None)) or None
 
 
 def _age(seconds: float) -> str:
