@@ -155,12 +155,31 @@ def _group_tables() -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
     group_of = np.arange(len(table), dtype=np.int64)
     members: dict[int, tuple[int, ...]] = {}
     for g in homoglyph_groups():
-        ids = sorted(index[c] for c in g if c in index)  # canonical = the lowest class (heads of a prefix
-        if len(ids) > 1:                                  # of the table map into their own classes)
+        # canonical = the most common member (ASCII, then Latin-1, the basic Cyrillic and Greek letters, ...)
+        ids = sorted((index[c] for c in g if c in index), key=lambda i: (_rarity(table[i]), i))
+        if len(ids) > 1:
             for i in ids:
                 group_of[i] = ids[0]
             members[ids[0]] = tuple(ids)
     return group_of, members
+
+
+# where the letters of everyday text live; a look-alike outside them (Latin saltillo next to an apostrophe,
+# math monospace letters, archaic Greek, extended Cyrillic) is never chosen over a common member
+_COMMON = ((0x20, 0x7F), (0xA0, 0x180), (0x386, 0x3CF), (0x400, 0x460), (0x490, 0x500), (0x1E00, 0x1F00),
+           (0x1F00, 0x2000))
+
+
+def _rarity(ch: str) -> int:
+    cp = ord(ch)
+    for rank, (a, b) in enumerate(_COMMON):
+        if a <= cp < b:
+            return rank
+    return len(_COMMON)
+
+
+def _common(ch: str) -> bool:
+    return _rarity(ch) < len(_COMMON)
 
 
 def group_of_classes(n: int) -> np.ndarray:
@@ -183,7 +202,8 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     script matches the letters of the same word (a run of non-blank cells). A shape that is also a digit or
     a sign ('3' / Cyrillic 'З', ';' / Greek ';') stays that unless its own word asks for the letter; a shape
     that is only letters ('a' / Cyrillic 'а') follows the nearest word of the row with telling letters when
-    its own word has none; else the canonical member (the group's lowest class: ASCII first)."""
+    its own word has none; else the canonical member (the most common one: ASCII first). Only common letters (the basic Latin,
+    Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an apostrophe."""
     import unicodedata
 
     _, members = _group_tables()
@@ -237,5 +257,5 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                 v = votes[w] or (near if only_letters(group) else {})
                 if v:
                     want = max(v, key=v.get)
-                    row[j] = next((m for m in group if _script(table[m]) == want), ks[j])
+                    row[j] = next((m for m in group if _script(table[m]) == want and _common(table[m])), ks[j])
     return out
