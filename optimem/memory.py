@@ -551,7 +551,7 @@ class Memory:
             metadata=rec.metadata,
             verified=None if check is None else check.exact,
             verified_precision=None if check is None else check.precision,
-            verified_tier=None if check is None else check.tier,
+            verified_tier=None if check is None or check.exact is None else check.tier,
             damaged=damaged is not None,
         )
 
@@ -612,7 +612,7 @@ class Memory:
         for tid, pages in pages_of.items():
             tier = min((p.tier for p in pages), key=tier_rank) if pages else "gist"
             checks = [c for c in (_page_checks(p.layout).get(tid) for p in pages) if c is not None]
-            check = min(checks, key=lambda c: (c.exact, c.precision)) if checks else None
+            check = min(checks, key=lambda c: (bool(c.exact), c.precision or 0.0)) if checks else None
             if not decode:
                 out[tid] = (None, None, tier, check, None)
                 continue
@@ -892,7 +892,9 @@ class Memory:
             cp = 1.0 if same else char_precision(old.get(tid, ""), new.get(tid, ""))
             conf = confs.get(tid, [after.confidence])[0]
             # precision against the turn's text: exact when the check before was; else an estimate (product)
-            out[tid] = TurnCheck(prev.exact and same, prev.precision * cp, conf, target, prev.form)
+            exact = None if prev.exact is None else prev.exact and same
+            precision = None if prev.precision is None else prev.precision * cp
+            out[tid] = TurnCheck(exact, precision, conf, target, prev.form)
         return _page_json(layout, out)
 
     def check(self, *, repair: bool = False) -> CheckReport:
@@ -933,9 +935,13 @@ class Memory:
                 if len(redrawn.pages) != 1 or redrawn.verbatim:
                     continue  # the reading grew past one page or does not read back; keep the faded page
                 # the redrawn page holds the reading, errors included: its turns are as exact as they were
-                kept = {tid: TurnCheck(c.exact and checks[tid].exact if tid in checks else c.exact,
-                                       c.precision * (checks[tid].precision if tid in checks else 1.0),
-                                       c.confidence, c.tier, c.form) for tid, c in redrawn.checks.items()}
+                def carried(tid, c):  # the redrawn page holds the reading: as exact as the turn was before
+                    prev = checks.get(tid)
+                    if prev is None or prev.exact is None or c.exact is None:
+                        return TurnCheck(None, None, c.confidence, c.tier, c.form)
+                    return TurnCheck(c.exact and prev.exact, c.precision * prev.precision, c.confidence, c.tier, c.form)
+
+                kept = {tid: carried(tid, c) for tid, c in redrawn.checks.items()}
                 self._archive.replace_page(
                     page.id,
                     png_bytes(page_at_tier(redrawn.pages[0].image, top), self.page_levels),
@@ -973,7 +979,9 @@ class Memory:
         worst: dict[int, tuple[str, bool]] = {}
         for page in self._archive.pages():
             for tid, c in _page_checks(page.layout).items():
-                if tid in page.turn_ids and (tid not in worst or not c.exact):
+                if c.exact is None or tid not in page.turn_ids:  # written without verification
+                    continue
+                if tid not in worst or not c.exact:
                     worst[tid] = (page.tier, c.exact and worst.get(tid, ("", True))[1])
         out: dict[str, list[bool]] = {}
         for tier, exact in worst.values():

@@ -40,18 +40,20 @@ FORMS = ("plain", "escaped", "ascii")
 class TurnCheck:
     """How one archived turn read back when it was last checked."""
 
-    exact: bool          # the reading equalled the turn's text
-    precision: float     # character precision of that reading (1 - edit distance / length, >= 0)
-    confidence: float    # the reader's confidence over the turn's own cells
+    exact: bool | None          # the reading equalled the turn's text (None: drawn without verification)
+    precision: float | None     # character precision of that reading (1 - edit distance / length, >= 0)
+    confidence: float | None    # the reader's confidence over the turn's own cells
     tier: str            # the tier the page was read at
     form: str            # how the turn is drawn: 'plain' | 'escaped' | 'ascii'
 
     def to_list(self) -> list:
-        return [self.exact, round(self.precision, 6), round(self.confidence, 6), self.tier, self.form]
+        r = (lambda x: None if x is None else round(x, 6))
+        return [self.exact, r(self.precision), r(self.confidence), self.tier, self.form]
 
     @classmethod
     def from_list(cls, v: Sequence) -> TurnCheck:
-        return cls(bool(v[0]), float(v[1]), float(v[2]), str(v[3]), str(v[4]))
+        f = (lambda x: None if x is None else float(x))
+        return cls(None if v[0] is None else bool(v[0]), f(v[1]), f(v[2]), str(v[3]), str(v[4]))
 
 
 @dataclass
@@ -143,8 +145,9 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
         drawn = [Turn(t.role, _draw(t.text, form[t.id], misread[t.id]), t.timestamp, t.id) for t in live]
         pages = render(drawn, first_turn_number=first_turn_number) if drawn else []
         if not verify or not pages:
-            checks = {t.id: TurnCheck(True, 1.0, 1.0, tier, form[t.id]) for t in live}
-            return Drawn(pages, checks if not verify else {}, verbatim, reads)
+            # unverified: only how each turn is drawn (its form, so that reading unescapes it), nothing measured
+            checks = {t.id: TurnCheck(None, None, None, tier, form[t.id]) for t in live} if not verify else {}
+            return Drawn(pages, checks, verbatim, reads)
         readings = reader.read([as_stored(p.image, tier, levels) for p in pages], tier)
         reads += len(pages)
         texts, confs = read_turn_texts(readings, [p.layout for p in pages])

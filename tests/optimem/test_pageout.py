@@ -91,8 +91,12 @@ def test_a_turn_no_drawing_reads_back_stays_verbatim_and_is_counted(make_memory,
 
 def test_without_verification_nothing_is_read_at_page_out(make_memory, oracle, conversation):
     m = make_memory(working_tokens=300, verify=False)
-    m.add_many(conversation(20))
+    ids = m.add_many(conversation(20))
     assert oracle.reads == 0 and m.stats().turns_archived > 0
+    archived = [m.get(i, decode=False) for i in ids if m.get(i, decode=False).tier != "verbatim"]
+    # nothing was measured, so nothing is claimed: no verified flag, no precision, no exact share
+    assert archived and all(r.verified is None and r.verified_precision is None for r in archived)
+    assert m.stats().exact_share == {}
 
 
 def test_the_newest_turns_stay_verbatim_after_a_huge_turn(make_memory, conversation):
