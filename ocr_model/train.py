@@ -45,6 +45,12 @@ MEMORY_MIX = (("chat", 0.30), ("fenced_code", 0.07), ("latin", 0.05), ("greek", 
               ("ja", 0.04), ("ko", 0.04), ("all_glyphs", 0.08), ("emoji", 0.03), ("lookalikes", 0.03), ("symbols", 0.02),
               ("random_chars", 0.05), ("random_words", 0.04), ("structured", 0.04), ("prose", 0.04), ("dialogue", 0.02),
               ("code", 0.03))
+# run s5 on: the weakest scripts of run s4's evaluation (Hangul, CJK, Cyrillic, emoji) seen about 1.4x as often,
+# and no gist pages (the gist head is not shipped); every page is read at all three tiers (--tier-reuse 3)
+SCRIPTS_MIX = (("chat", 0.26), ("fenced_code", 0.07), ("latin", 0.06), ("greek", 0.03), ("cyrillic", 0.06),
+               ("zh", 0.07), ("ja", 0.05), ("ko", 0.06), ("all_glyphs", 0.07), ("emoji", 0.04), ("lookalikes", 0.03),
+               ("symbols", 0.02), ("random_chars", 0.04), ("random_words", 0.03), ("structured", 0.04),
+               ("prose", 0.03), ("dialogue", 0.02), ("code", 0.03))
 
 STAGES = (
     data.Stage("rows2", max_rows=2, mix=(("random_chars", 0.5), ("random_words", 0.2), ("structured", 0.1),
@@ -57,6 +63,7 @@ STAGES = (
     data.Stage("all-tiers+gist", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist", "large")),
     # run s4 on: what Memory draws (dense conversation pages, fenced code, every script, emoji, look-alikes)
     data.Stage("memory", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist"), mix=MEMORY_MIX),
+    data.Stage("scripts", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny"), mix=SCRIPTS_MIX),
 )
 
 
@@ -70,9 +77,9 @@ class PageBatches(torch.utils.data.IterableDataset):
 
     def __init__(self, corpus_dir: str, split: str, stage_index, tokenizer_path: str, batch_size: int,
                  max_tokens: int, seed: int, max_positions: int, tier_weights: dict[str, float] | None = None,
-                 stored: float = 0.0):
+                 stored: float = 0.0, tier_reuse: int = 1):
         self.corpus_dir, self.split, self.stage_index = corpus_dir, split, stage_index
-        self.tier_weights, self.stored = tier_weights or {}, stored
+        self.tier_weights, self.stored, self.tier_reuse = tier_weights or {}, stored, tier_reuse
         self.tokenizer_path, self.batch_size, self.max_tokens, self.seed = tokenizer_path, batch_size, max_tokens, seed
         self.max_positions = max_positions
 
@@ -84,9 +91,9 @@ class PageBatches(torch.utils.data.IterableDataset):
         tok = Tokenizer.from_file(self.tokenizer_path)
         while True:
             stage = STAGES[self.stage_index.value]
-            tier = rng.choices(stage.tiers, [self.tier_weights.get(t, 1.0) for t in stage.tiers])[0]
-            yield make_batch(corpus, tok, stage, tier, self.batch_size, token_budget(self.max_tokens, tier, self.max_positions),
-                             rng, stored=self.stored)
+            tiers = pick_tiers(stage.tiers, self.tier_weights, self.tier_reuse, rng)
+            budget = min(token_budget(self.max_tokens, t, self.max_positions) for t in tiers)
+            yield from make_batches(corpus, tok, stage, tiers, self.batch_size, budget, rng, stored=self.stored)
 
 
 def parse_tier_weights(spec: str | None) -> dict[str, float]:
@@ -122,13 +129,23 @@ def token_budget(max_tokens: int, tier: str, max_positions: int) -> int:
     return min(max_tokens, max_positions - 1 - pg.geometry.decoder_positions(TIER_GRID[tier]))
 
 
-def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None, stored: float = 0.0) -> dict:
-    grid = TIER_GRID[tier]
-    pixels, glyphs, ids = [], [], []
+def pick_tiers(tiers, weights: dict[str, float], k: int, rng: random.Random) -> list[str]:
+    """k distinct tiers of a stage drawn by weight without replacement (all of them when k >= len(tiers))."""
+    pool, out = list(tiers), []
+    while pool and len(out) < k:
+        t = rng.choices(pool, [weights.get(x, 1.0) for x in pool])[0]
+        out.append(t)
+        pool.remove(t)
+    return out
+
+
+def make_batches(corpus, tok, stage, tiers, batch_size, max_tokens, rng, kind=None, stored: float = 0.0) -> list[dict]:
+    """One batch per tier in `tiers`, all of the same rendered pages: laying out and drawing a page costs
+    more than resampling it, so --tier-reuse K makes the render workers ~K times as productive."""
+    pages, ids = [], []
     for _ in range(batch_size):
         page, _, _ = data.make_page(corpus, stage, rng, kind)
-        pixels.append(data.page_pixels(page, tier, rng, stored))
-        glyphs.append(data.glyph_targets(page, grid))
+        pages.append(page)
         x = tok.encode(page.text) + [tok.eos_id]
         # a page too long for the budget is a prefix with NO end-of-text: teaching EOS mid-page would teach
         # the reader to stop early on dense pages
@@ -139,8 +156,18 @@ def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None,
     for b, x in enumerate(ids):
         input_ids[b, : len(x)] = torch.tensor(x)
         labels[b, : len(x)] = torch.tensor(x)
-    return {"tier": tier, "pixels": torch.from_numpy(np.stack(pixels)), "glyphs": torch.from_numpy(np.stack(glyphs)).short(),
-            "input_ids": input_ids, "labels": labels}
+    out = []
+    for tier in tiers:
+        grid = TIER_GRID[tier]
+        pixels = np.stack([data.page_pixels(p, tier, rng, stored) for p in pages])
+        glyph = np.stack([data.glyph_targets(p, grid) for p in pages])
+        out.append({"tier": tier, "pixels": torch.from_numpy(pixels), "glyphs": torch.from_numpy(glyph).short(),
+                    "input_ids": input_ids, "labels": labels})
+    return out
+
+
+def make_batch(corpus, tok, stage, tier, batch_size, max_tokens, rng, kind=None, stored: float = 0.0) -> dict:
+    return make_batches(corpus, tok, stage, [tier], batch_size, max_tokens, rng, kind, stored)[0]
 
 
 def to_model_input(pixels_u8: torch.Tensor) -> torch.Tensor:
@@ -153,7 +180,9 @@ def to_model_input(pixels_u8: torch.Tensor) -> torch.Tensor:
 # loss and evaluation
 
 def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight: float, shuffle_images=False,
-                   blank_share: float = 0.25):
+                   blank_share: float = 0.25, text: bool = True):
+    """Glyph loss on the token grid plus (with `text`) the decoder's next-token loss and the MoE balance loss.
+    text=False skips the decoder entirely (--text-every: the glyph heads are the shipped reader)."""
     pixels = to_model_input(batch["pixels"].to(device, non_blocking=True))
     glyphs = batch["glyphs"].to(device, non_blocking=True).long()
     input_ids = batch["input_ids"].to(device, non_blocking=True)
@@ -167,15 +196,17 @@ def compute_losses(model, heads, batch, device, glyph_weight: float, aux_weight:
     target = glyphs[keep]  # (N,)
     logits = head.cls(feats[keep]).float()  # (N, classes)
     glyph_loss = F.cross_entropy(logits, target)
+    with torch.no_grad():
+        pred = logits.argmax(-1)
+        real = target > 0  # non-blank cells
+        glyph_acc = ((pred == target) & real).sum() / real.sum().clamp(min=1)
+    if not text:
+        return glyph_weight * glyph_loss, {"glyph_loss": glyph_loss.detach(), "glyph_acc": glyph_acc.detach()}, None
     visual = model.layout_visual(grid)
     if shuffle_images:
         visual = visual.roll(1, dims=0)
     out = model(input_ids=input_ids, visual=visual, labels=labels)
     loss = out.loss + glyph_weight * glyph_loss + aux_weight * (out.aux_loss if out.aux_loss is not None else 0.0)
-    with torch.no_grad():
-        pred = logits.argmax(-1)
-        real = target > 0  # non-blank cells
-        glyph_acc = ((pred == target) & real).sum() / real.sum().clamp(min=1)
     return loss, {"text_loss": out.loss.detach(), "glyph_loss": glyph_loss.detach(), "glyph_acc": glyph_acc.detach(),
                   "aux": (out.aux_loss.detach() if out.aux_loss is not None else torch.zeros((), device=device))}, out
 
@@ -293,6 +324,10 @@ def main(argv=None) -> None:
     ap.add_argument("--decode-every", type=int, default=1000, help="steps between greedy-decode checks (0: never)")
     ap.add_argument("--decode-tokens", type=int, default=300, help="new tokens per page in the greedy-decode check")
     ap.add_argument("--ckpt-every", type=int, default=300, help="steps between checkpoints")
+    ap.add_argument("--text-every", type=int, default=1,
+                    help="decoder text loss on every Nth step only (others: glyph loss alone, ~2x faster steps)")
+    ap.add_argument("--tier-reuse", type=int, default=1,
+                    help="each rendered page is used at this many distinct tiers (in consecutive batches)")
     ap.add_argument("--workers", type=int, default=12, help="render workers per GPU")
     ap.add_argument("--seed", type=int, default=1234, help="base random seed")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
@@ -302,6 +337,8 @@ def main(argv=None) -> None:
         tier_weights = parse_tier_weights(args.tier_weights)
     except ValueError as e:
         ap.error(str(e))
+    if args.text_every < 1 or args.tier_reuse < 1:
+        ap.error(f"--text-every and --tier-reuse are counts >= 1, got {args.text_every} and {args.tier_reuse}")
     if not 0.0 <= args.stored_share <= 1.0:
         ap.error(f"--stored-share is a probability in [0, 1], got {args.stored_share}")
 
@@ -376,7 +413,7 @@ def main(argv=None) -> None:
     max_positions = model.cfg.decoder.max_positions
     ds = PageBatches(args.corpus, "train", shared_stage, tok_path, args.batch_size, args.max_tokens,
                      seed=args.seed + 7919 * rank + 104729 * state["step"], max_positions=max_positions,
-                     tier_weights=tier_weights, stored=args.stored_share)
+                     tier_weights=tier_weights, stored=args.stored_share, tier_reuse=args.tier_reuse)
     batches = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
                                                prefetch_factor=2 if args.workers else None))
 
@@ -417,9 +454,13 @@ def main(argv=None) -> None:
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_scale"]
         batch = next(batches)
+        text_step = step % args.text_every == 0
         with autocast:
-            loss, m, _ = compute_losses(fwd_model, heads, batch, device, args.glyph_weight, args.aux_weight)
-        opt.zero_grad(set_to_none=False)
+            loss, m, _ = compute_losses(fwd_model, heads, batch, device, args.glyph_weight, args.aux_weight,
+                                        text=text_step)
+        # no gradient (None) for the decoder on glyph-only steps: AdamW then leaves it as it is, instead of
+        # moving it on momentum and weight decay
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         if distributed:  # one flat all-reduce of every gradient (unused heads contribute zeros)
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -442,13 +483,13 @@ def main(argv=None) -> None:
         state["pages"] += args.batch_size * world
         for k, v in m.items():
             acc[k] = acc.get(k, 0.0) + v
-        acc["n"] = acc.get("n", 0) + 1
+            acc["n:" + k] = acc.get("n:" + k, 0) + 1  # text_loss is absent on glyph-only steps
         if state["step"] % 25 == 0:
             now = time.time()
             rec = {"step": state["step"], "stage": STAGES[stage_idx].name, "lr": lr,
                    "pages_per_s": (state["pages"] - pages_last) / (now - t_last), "gnorm": float(gnorm),
                    "minutes": (now - t0) / 60}
-            rec.update({k: float(v) / acc["n"] for k, v in acc.items() if k != "n"})
+            rec.update({k: float(v) / acc["n:" + k] for k, v in acc.items() if not k.startswith("n:")})
             log(rec)
             acc, t_last, pages_last = {}, now, state["pages"]
         done = state["step"] >= args.max_steps

@@ -173,3 +173,36 @@ def test_tier_weights_parse_and_steer_the_tier_mix(corpus_dir):  # noqa: F811
     assert train.lr_at(a, 100, 15.0) == 1.0
     assert train.lr_at(a, 100, 18.0) == pytest.approx(0.5)
     assert train.lr_at(a, 100, 25.0) == pytest.approx(0.1)
+
+
+def test_tier_reuse_draws_each_page_once_for_several_tiers(corpus_dir):  # noqa: F811
+    import multiprocessing as mp
+    import random
+
+    if not os.path.exists(TOKENIZER):
+        pytest.skip("shipped tokenizer missing")
+    ts = train.pick_tiers(("base", "small", "tiny"), {"tiny": 5}, 2, random.Random(0))
+    assert len(ts) == 2 and len(set(ts)) == 2
+    assert sorted(train.pick_tiers(("base", "small"), {}, 5, random.Random(0))) == ["base", "small"]
+    ds = train.PageBatches(corpus_dir, "train", mp.Value("i", 5), TOKENIZER, batch_size=2, max_tokens=2048,
+                           seed=0, max_positions=2048, tier_reuse=2)
+    it = iter(ds)
+    a, b = next(it), next(it)
+    assert a["tier"] != b["tier"]  # the same pages at two tiers, one batch each
+    assert a["input_ids"].equal(b["input_ids"])
+    cells = lambda x: sorted(int(v) for v in x["glyphs"][x["glyphs"] > 0].tolist())
+    assert cells(a) == cells(b)  # every cell's class is in both, whatever the grid
+
+
+@pytest.mark.skipif(not os.path.exists(TOKENIZER), reason="shipped tokenizer missing")
+def test_text_every_skips_the_decoder_on_glyph_only_steps(tmp_path, corpus_dir):  # noqa: F811
+    cfg = tmp_path / "micro.json"
+    cfg.write_text(json.dumps(MICRO))
+    out = str(tmp_path / "run")
+    train.main(["--config", str(cfg), "--max-steps", "25", "--eval-every", "100", "--corpus", corpus_dir,
+                "--out", out, "--batch-size", "1", "--workers", "0", "--eval-pages", "1", "--eval-full", "0",
+                "--device", "cpu", "--tokenizer", TOKENIZER, "--text-every", "5", "--tier-reuse", "2"])
+    rec = [r for r in _log(out) if r.get("step") == 25 and "glyph_loss" in r][0]
+    assert rec["text_loss"] == rec["text_loss"] and rec["glyph_loss"] == rec["glyph_loss"]  # both logged, finite
+    with pytest.raises(SystemExit):
+        train.main(["--config", str(cfg), "--out", out, "--text-every", "0"])
