@@ -169,17 +169,139 @@ class OpticalReader:
         return {t: w for t, w in out.items() if str(TIERS[t].grid) in self.glyph_heads}
 
     def _read_grid(
-        self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any]
+        self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
+        rows: Sequence[Sequence[int] | None] | None = None,
     ) -> list[tuple[Reading, float]]:
         """Glyph-head readings of pages stored at `tier`, from `views` (see the module doc), each with the share
-        of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]})."""
-        from ocr_model.glyphs import OTHER, cell_log_probs, cell_topk, cells_text
+        of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]}). With
+        `rows`, only those rows of each page are classified (the others read blank). The whole batch goes
+        through tensor ops (the device's), one per step; `exact_views` takes the per-page reference path."""
+        from ocr_model.glyphs import OTHER, slot_table
         from ocr_model.page import COLS, ROWS, page_at_tier
 
-        from ocr_model.page.glyphs import group_of_classes, resolve_homoglyphs
+        if self.exact_views:
+            return self._read_grid_reference(images, tier, views, encoded, rows)
+        torch = self._torch
+        B, total = len(images), sum(views.values())
+        want = self._row_mask(B, rows)  # (B, ROWS*COLS) bool: the cells asked for
+        sel = torch.nonzero(want.any(0)).squeeze(-1)  # (n,) cells read for some page of the batch
+        per_view = []  # (w, logits (B, m, C), lse (B, m), top-k classes (B, m, k), cell -> row of m (n,))
+        for view, weight in views.items():
+            if view not in encoded:
+                ims = images if view == tier else [page_at_tier(im, view) for im in images]
+                encoded[view] = self._encode_grid(ims, view)
+            g = encoded[view]  # (B, h, w, D)
+            head = self.glyph_heads[str(g.shape[1])]
+            table = torch.from_numpy(slot_table(g.shape[1])).reshape(-1)  # slot -> cell (or -1)
+            owned = table >= 0
+            slot_of = torch.zeros(ROWS * COLS, dtype=torch.long)
+            slot_of[table[owned]] = torch.nonzero(owned).squeeze(-1)  # every cell has exactly one slot
+            need, at = torch.unique(slot_of[sel], return_inverse=True)  # (m,) slots, (n,) cell -> index in need
+            need = need.to(g.device)
+            x = g.to(head.cls.weight.dtype)
+            if hasattr(head, "features"):  # classify only the slots that own a requested cell
+                f = head.features(x)  # (B, h, w, S, E)
+                logits = head.cls(f.reshape(B, -1, f.shape[-1])[:, need])  # (B, m, C)
+            else:  # any module mapping a token grid to (B, h, w, S, C) logits
+                full = head(x)
+                logits = full.reshape(B, -1, full.shape[-1])[:, need]
+            logits = logits.float()
+            top, idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)  # (B, m, k), sorted
+            lse = torch.logsumexp(logits, dim=-1)  # (B, m)
+            per_view.append((weight / total, logits, lse, idx, at.to(g.device)))
+        cand, score = self._combine_batch(per_view)  # (B, n, M) classes, (B, n, M + 1) log p (last: the rest)
+        probs = score.softmax(-1)[..., : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
+        # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
+        # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
+        # choice stays the most probable class, then its shape (summing first would favour shapes of many
+        # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
+        group = self._group_table(int(cand.max()) + 1 if cand.numel() else 1, cand.device)[cand]  # (B, n, M)
+        shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (B, n, 1)
+        conf_sel = (probs * (group == shape)).sum(-1).double().cpu()  # (B, n)
+        cls_sel = shape.squeeze(-1).cpu()
+        cls_all = torch.zeros(B, ROWS * COLS, dtype=torch.long)
+        conf_all = torch.ones(B, ROWS * COLS, dtype=torch.float64)
+        cls_all[:, sel], conf_all[:, sel] = cls_sel, conf_sel
+        cls_all[~want], conf_all[~want] = 0, 1.0  # rows not asked for read blank
+        return [self._reading(cls_all[i].view(ROWS, COLS).numpy(), conf_all[i].view(ROWS, COLS).numpy(), OTHER)
+                for i in range(B)]
+
+    def _row_mask(self, n_pages: int, rows: Sequence[Sequence[int] | None] | None) -> Any:
+        from ocr_model.page import COLS, ROWS
+
+        torch = self._torch
+        want = torch.ones(n_pages, ROWS, COLS, dtype=torch.bool)
+        if rows is not None:
+            if len(rows) != n_pages:
+                raise ValueError(f"rows gives one entry per image (a list of row indices, or None for all); "
+                                 f"got {len(rows)} for {n_pages} images")
+            for i, r in enumerate(rows):
+                if r is None:
+                    continue
+                r = sorted({int(k) for k in r})
+                if r and not 0 <= r[0] <= r[-1] < ROWS:
+                    raise ValueError(f"rows of image {i} must lie in 0..{ROWS - 1}, got {r[0]}..{r[-1]}")
+                want[i] = False
+                want[i, r] = True
+        return want.view(n_pages, ROWS * COLS)
+
+    def _group_table(self, n: int, device: Any) -> Any:
+        from ocr_model.page.glyphs import group_of_classes
+
+        cached = getattr(self, "_groups", None)
+        if cached is None or cached.shape[0] < n or cached.device != device:
+            cached = self._groups = self._torch.from_numpy(group_of_classes(max(n, 1))).to(device)
+        return cached
+
+    def _reading(self, cls: np.ndarray, conf: np.ndarray, other: int) -> tuple[Reading, float]:
+        """(ROWS, COLS) chosen shapes and their probabilities -> the Reading (homoglyphs resolved by word) and
+        the share of its drawn cells that no class spells."""
+        from ocr_model.glyphs import cells_text
+        from ocr_model.page.glyphs import resolve_homoglyphs
+
+        cells = resolve_homoglyphs(cls)
+        drawn = cells != 0
+        sel = conf[drawn] if drawn.any() else conf.reshape(-1)
+        confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
+        text = cells_text(cells)
+        reading = Reading(text, confidence, True, len(self.tokenizer.encode(text)), method="grid",
+                          cells=conf.astype(np.float32))
+        return reading, float((cells == other).sum()) / max(1, int(drawn.sum()))
+
+    def _combine_batch(self, views: list) -> tuple[Any, Any]:
+        """The fast path of `_combine` for a batch: the union of the views' top-k classes per cell, each scored
+        exactly in every view (gathered from the logits, never a full (cells, classes) table), plus one
+        column for the classes outside the candidates, log(1 - sum p) per view."""
+        torch = self._torch
+        n_cls = min(logits.shape[-1] for _, logits, _, _, _ in views)  # heads may differ in class count
+        cand = torch.cat([idx[:, at] for _, _, _, idx, at in views], -1).clamp(max=n_cls - 1)  # (B, n, M)
+        B, n, M = cand.shape
+        earlier = torch.ones(M, M, dtype=torch.bool, device=cand.device).tril(-1)  # [j, i]: i < j
+        dup = ((cand.unsqueeze(-1) == cand.unsqueeze(-2)) & earlier).any(-1)  # a class proposed twice counts once
+        score = torch.zeros(B, n, M, dtype=torch.float32, device=cand.device)
+        rest = torch.zeros(B, n, 1, dtype=torch.float32, device=cand.device)
+        for w, logits, lse, _, at in views:
+            C = logits.shape[-1]
+            flat = (at.view(1, n, 1) * C + cand).reshape(B, -1)  # index into (m * C) per page
+            lp = logits.reshape(B, -1).gather(1, flat).view(B, n, M) - lse[:, at].unsqueeze(-1)
+            score += w * lp
+            p_in = lp.exp().masked_fill(dup, 0.0).sum(-1, keepdim=True)
+            rest += w * (1.0 - p_in).clamp(min=1e-12).log()
+        return cand, torch.cat([score.masked_fill(dup, -1e9), rest], -1)
+
+    def _read_grid_reference(
+        self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
+        rows: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[tuple[Reading, float]]:
+        """The readable reference of `_read_grid`: page by page, every class of every cell of every view
+        (`cell_log_probs`); rows not asked for are blanked after reading."""
+        from ocr_model.glyphs import OTHER, cell_log_probs, cell_topk
+        from ocr_model.page import COLS, ROWS, page_at_tier
+        from ocr_model.page.glyphs import group_of_classes
 
         torch = self._torch
         total = sum(views.values())
+        want = self._row_mask(len(images), rows)
         per_view: list[list[tuple[Any, Any, float]]] = [[] for _ in images]  # per page: (log p, classes, weight)
         for view, weight in views.items():
             if view not in encoded:
@@ -206,16 +328,10 @@ class OpticalReader:
             best = probs.argmax(-1, keepdim=True)
             shape = group.gather(-1, best)  # (cells, 1)
             conf_t = (probs * (group == shape)).sum(-1)
-            cls_t = shape.squeeze(-1).view(ROWS, COLS)
-            cells = resolve_homoglyphs(cls_t.cpu().numpy())
-            conf = conf_t.view(ROWS, COLS).double().cpu().numpy()
-            drawn = cells != 0
-            sel = conf[drawn] if drawn.any() else conf.reshape(-1)
-            confidence = float(math.exp(sum(math.log(max(c, 1e-12)) for c in sel.tolist()) / len(sel)))
-            text = cells_text(cells)
-            reading = Reading(text, confidence, True, len(self.tokenizer.encode(text)), method="grid",
-                              cells=conf.astype(np.float32))
-            out.append((reading, float((cells == OTHER).sum()) / max(1, int(drawn.sum()))))
+            keep = want[len(out)].view(ROWS, COLS).to(shape.device)
+            cls_t = shape.squeeze(-1).view(ROWS, COLS).masked_fill(~keep, 0)
+            conf = conf_t.view(ROWS, COLS).masked_fill(~keep, 1.0).double().cpu().numpy()
+            out.append(self._reading(cls_t.cpu().numpy(), conf, OTHER))
         return out
 
     def _combine(self, views: list) -> tuple[Any, Any]:
@@ -246,7 +362,17 @@ class OpticalReader:
             rest += w * (1.0 - p_in).clamp(min=1e-12).log()
         return cand, torch.cat([score.masked_fill(dup, -1e9), rest], -1)
 
-    def read(self, images: Sequence[Image.Image], tier: str) -> list[Reading]:
+    reads_rows = True  # read(..., rows=) classifies only the rows asked for (optimem reads one turn's rows)
+
+    def read(self, images: Sequence[Image.Image], tier: str, *,
+             rows: Sequence[Sequence[int] | None] | None = None) -> list[Reading]:
+        """One Reading per page image (each already at `tier`'s size). `rows`, one entry per image (row
+        indices, or None for the whole page), limits a grid reading to those rows: the other rows read blank
+        and do not count in the confidence; the encoder still sees the whole page. Decoder readings (no head
+        for the tier, or too many unknown cells) always read the whole page."""
+        if rows is not None and len(rows) != len(images):
+            raise ValueError(f"rows gives one entry per image (row indices, or None for the whole page); got "
+                             f"{len(rows)} for {len(images)} images")
         out: list[Reading] = []
         with self._lock, self._torch.inference_mode():
             for s in range(0, len(images), self.batch_size):
@@ -261,7 +387,8 @@ class OpticalReader:
                         "the decoder read it, or add a view"
                     )
                 if views:
-                    for i, (r, unknown) in enumerate(self._read_grid(chunk, tier, views, encoded)):
+                    chunk_rows = None if rows is None else rows[s : s + self.batch_size]
+                    for i, (r, unknown) in enumerate(self._read_grid(chunk, tier, views, encoded, chunk_rows)):
                         if self.mode == "grid" or unknown <= self.max_unknown:
                             readings[i] = r
                 rest = [i for i, r in enumerate(readings) if r is None]

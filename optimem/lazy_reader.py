@@ -31,10 +31,12 @@ class LazyReader:
     """A PageReader for a checkpoint directory that loads the model on the first read() (see module doc).
     Attributes of the loaded reader (grids, grid_views, views, mode, ...) are reached through it, loading it."""
 
-    def __init__(self, path: str | Path) -> None:
+    reads_rows = True  # the loaded OpticalReader reads some rows of a page when asked (read(..., rows=))
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
         from tokenizers import Tokenizer
 
-        self.path = Path(path)
+        self.path, self.device = Path(path), device
         self.name = self.path.name
         self._tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self._tokenizer.encode_special_tokens = True  # as ocr_model.tokenizer does: text is text
@@ -50,11 +52,13 @@ class LazyReader:
         """The real reader (optimem.reader.OpticalReader), loaded now if it was not yet."""
         with self._load_lock:
             if self._reader is None:
-                self._reader = load_reader(self.path)
+                self._reader = load_reader(self.path, device=self.device)
             return self._reader
 
-    def read(self, images: Sequence[Image.Image], tier: str) -> list[Reading]:
-        return self.load().read(images, tier)
+    def read(self, images: Sequence[Image.Image], tier: str, *, rows: Any = None) -> list[Reading]:
+        if rows is None:
+            return self.load().read(images, tier)
+        return self.load().read(images, tier, rows=rows)
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
@@ -72,14 +76,15 @@ def _shipped_dir() -> Path | None:
     return shipped_model_dir()
 
 
-def lazy_reader(model: Any = None) -> PageReader:
-    """Memory's `model=` argument -> a LazyReader where it can be one, else optimem.reader.load_reader(model)."""
+def lazy_reader(model: Any = None, device: str = "cpu") -> PageReader:
+    """Memory's `model=` argument -> a LazyReader where it can be one, else optimem.reader.load_reader(model)
+    (`device`: where a model loaded from a directory runs)."""
     if model is None:
         path = _shipped_dir()
     elif isinstance(model, (str, Path)):
         path = Path(model)
     else:
-        return load_reader(model)
+        return load_reader(model, device=device)
     if path is None or not (path / "config.json").is_file() or not (path / "tokenizer.json").is_file():
-        return load_reader(model)  # raises ModelNotFoundError / ModelError saying what is missing
-    return LazyReader(path)
+        return load_reader(model, device=device)  # raises ModelNotFoundError / ModelError saying what is missing
+    return LazyReader(path, device)

@@ -190,6 +190,10 @@ class _Decoded:
     pieces: dict[int, str]  # turn id -> the text of that turn on this page
     confidence: float  # the page's
     turn_confidence: dict[int, float]  # turn id -> the reader's confidence over that turn's own cells
+    turns: frozenset[int] | None = None  # the turns read (only their rows were); None: the whole page
+
+    def has(self, turn_ids) -> bool:
+        return self.turns is None or set(turn_ids) <= self.turns
 
 
 class Memory:
@@ -218,6 +222,8 @@ class Memory:
         stays verbatim. Every Recollection says how its turn read back (verified, verified_precision).
     keep_recent: the newest turns that always stay verbatim, however large (a huge turn does not push
         the rest of the conversation out of working memory).
+    device: where a model loaded from a directory (or the shipped one) runs: "cpu" (default), "cuda",
+        "cuda:1", ... (a reader or (model, tokenizer) passed in stays where it is).
     """
 
     def __init__(
@@ -238,6 +244,7 @@ class Memory:
         page_levels: int = PAGE_LEVELS,
         verify: bool = True,
         keep_recent: int = 4,
+        device: str = "cpu",
     ) -> None:
         if not isinstance(working_tokens, int) or working_tokens < 1:
             raise InvalidInputError(f"working_tokens must be a positive int, got {working_tokens!r}")
@@ -262,7 +269,9 @@ class Memory:
         self.verify, self.keep_recent = bool(verify), keep_recent
         self._unarchivable: set[int] = set()
         self.auto_consolidate, self.reconsolidate = auto_consolidate, reconsolidate
-        self._reader = lazy_reader(model)  # the model itself loads on the first page read
+        if not isinstance(device, str) or not device.split(":")[0] in ("cpu", "cuda", "mps"):
+            raise InvalidInputError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+        self._reader = lazy_reader(model, device=device)  # the model itself loads on the first page read
         self._tmp: tempfile.TemporaryDirectory | None = None
         if path is None:
             if read_only:
@@ -592,23 +601,44 @@ class Memory:
         fresh: dict[tuple[int, str], _Decoded] = {}  # pages read in this call (the cache may be tiny or off)
         damaged: dict[int, PageDamagedError] = {}  # page id -> what is wrong with it
         if decode:
+            wanted: dict[tuple[int, str], set[int]] = {}  # page -> the turns asked for on it
             todo: dict[str, list[PageRecord]] = {}
-            for pages in pages_of.values():
+            for tid, pages in pages_of.items():
                 for p in pages:
-                    if (p.id, p.file) not in self._cache and p not in todo.setdefault(p.tier, []):
+                    key = (p.id, p.file)
+                    wanted.setdefault(key, set()).add(tid)
+                    if p not in todo.setdefault(p.tier, []):
                         todo[p.tier].append(p)
+            # a reader that can read some rows reads only the rows of the turns asked for; reconsolidation redraws
+            # whole pages from their reading, so with it on pages are read whole
+            rows_ok = bool(getattr(self._reader, "reads_rows", False)) and not self.reconsolidate
             for tier, pages in todo.items():
-                readable, images = [], []
+                pages = [p for p in pages if not (
+                    (p.id, p.file) in self._cache and self._cache[(p.id, p.file)].has(wanted[(p.id, p.file)]))]
+                readable, images, layouts, rows = [], [], [], []
                 for p in pages:
                     try:
                         images.append(self._page_image(p))
                         readable.append(p)
+                        layouts.append(_layout_from_json(p.layout))
                     except PageDamagedError as e:
                         damaged[p.id] = e
-                for p, reading in zip(readable, self._reader.read(images, tier) if images else []):
-                    layout = _layout_from_json(p.layout)
+                        continue
+                    on_page = {s.turn_id for s in layouts[-1].segments}
+                    ask = wanted[(p.id, p.file)]
+                    rows.append(layouts[-1].rows_of(ask) if rows_ok and ask < on_page else None)
+                if not images:
+                    continue
+                readings = (self._reader.read(images, tier, rows=rows) if rows_ok and any(r is not None for r in rows)
+                            else self._reader.read(images, tier))
+                for p, layout, r, reading in zip(readable, layouts, rows, readings):
                     texts, confs = read_turn_texts([reading], [layout])
-                    fresh[(p.id, p.file)] = _Decoded(texts, reading.confidence, {k: v[0] for k, v in confs.items()})
+                    asked = None if r is None else frozenset(wanted[(p.id, p.file)])
+                    if asked is not None:
+                        texts = {k: v for k, v in texts.items() if k in asked}
+                        confs = {k: v for k, v in confs.items() if k in asked}
+                    fresh[(p.id, p.file)] = _Decoded(texts, reading.confidence, {k: v[0] for k, v in confs.items()},
+                                                     asked)
         for tid, pages in pages_of.items():
             tier = min((p.tier for p in pages), key=tier_rank) if pages else "gist"
             checks = [c for c in (_page_checks(p.layout).get(tid) for p in pages) if c is not None]
@@ -626,7 +656,12 @@ class Memory:
             conf = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12))))) if confs else 0.0
             out[tid] = (text, conf, tier, check, None)
         for key, value in fresh.items():
-            self._cache_put(key, value)
+            old = self._cache.get(key)
+            if value.turns is not None and old is not None and old.turns is not None:  # two partial reads: merge
+                value = _Decoded({**old.pieces, **value.pieces}, value.confidence,
+                                 {**old.turn_confidence, **value.turn_confidence}, old.turns | value.turns)
+            if old is None or old.turns is not None or value.turns is None:
+                self._cache_put(key, value)
         return out
 
     def _cache_put(self, key: tuple[int, str], value: _Decoded) -> None:
@@ -915,12 +950,13 @@ class Memory:
             if rec.state != "archived":
                 continue
             for page in self._archive.pages_of(rec.id):
-                if tier_rank(page.tier) <= tier_rank(top) or (page.id, page.file) not in self._cache:
+                cached = self._cache.get((page.id, page.file))
+                if tier_rank(page.tier) <= tier_rank(top) or cached is None or cached.turns is not None:
                     continue
                 layout = _layout_from_json(page.layout)
                 if any(s.continued or s.continues for s in layout.segments):
                     continue  # a turn split over pages cannot be redrawn from one page alone
-                decoded = self._cache[(page.id, page.file)].pieces
+                decoded = cached.pieces
                 checks = _page_checks(page.layout)
                 others = self._archive.turns(list(page.turn_ids))
                 turns = [

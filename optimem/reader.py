@@ -1,6 +1,9 @@
 """What Memory reads pages with: the PageReader protocol and the loader behind Memory(model=...).
 
     PageReader          protocol Memory needs: read(images, tier) -> [Reading], count_tokens(text)
+                        optional: a reader with `reads_rows = True` also takes read(images, tier, rows=[...]),
+                        one list of row indices (or None) per image, and reads only those rows (the others
+                        blank); Memory then reads just the rows of the turns a recall or get() asks for
     load_reader(model)  None | checkpoint path | (model, tokenizer) | PageReader  ->  PageReader
 
 The model's own adapter (OpticalReader: glyph heads, views, the decoder) lives beside the model, in
@@ -37,11 +40,12 @@ class PageReader(Protocol):
         ...
 
 
-def load_reader(model: Any = None) -> PageReader:
+def load_reader(model: Any = None, device: str = "cpu") -> PageReader:
     """Turn Memory's `model=` argument into a PageReader.
 
     None -> the shipped model (ModelNotFoundError if there is none); a str/Path -> a checkpoint directory;
-    a (model, tokenizer) pair as ocr_model.weights.load_pretrained returns; or any PageReader.
+    a (model, tokenizer) pair as ocr_model.weights.load_pretrained returns; or any PageReader. `device`
+    places a model loaded here (the shipped one or a directory): "cpu", "cuda", "cuda:N".
     """
     if model is None:
         d = shipped_model_dir()
@@ -51,11 +55,11 @@ def load_reader(model: Any = None) -> PageReader:
                 "Memory(path, model='path/to/checkpoint') (a directory written by ocr_model.weights.save_pretrained), "
                 "model=load_pretrained(dir), or model=<your PageReader>"
             )
-        return _from_pretrained(d)
+        return _from_pretrained(d, device)
     if isinstance(model, (str, Path)):
         if not Path(model).is_dir():
             raise ModelNotFoundError(f"model directory {model} does not exist; pass a checkpoint directory")
-        return _from_pretrained(model)
+        return _from_pretrained(model, device)
     if isinstance(model, tuple) and len(model) == 2:
         try:
             return OpticalReader(*model)
@@ -69,9 +73,9 @@ def load_reader(model: Any = None) -> PageReader:
     )
 
 
-def _from_pretrained(path: str | Path) -> OpticalReader:
+def _from_pretrained(path: str | Path, device: str = "cpu") -> OpticalReader:
     try:
-        return load(path)
+        return load(path, device=device)
     except ImportError as e:
         raise ModelError(f"cannot import what ocr_model needs to load {path}: {e}; install optimem with torch") from e
     except (OSError, ValueError) as e:

@@ -132,6 +132,12 @@ class Layout:
     undrawable: tuple[tuple[int, int, int], ...] = ()   # (row, col, codepoint) drawn as a replacement box
     escaped: tuple[tuple[int, int, int], ...] = ()      # (row, col, codepoint) of a character drawn escaped
 
+    def rows_of(self, turn_ids) -> list[int]:
+        """The rows that hold any part (header included) of these turns, ascending: what a reader must read
+        to cut them out (whole rows: a row it shares with another turn is read whole)."""
+        ids = set(turn_ids)
+        return sorted({r for s in self.segments if s.turn_id in ids for r in range(s.first_row, s.last_row + 1)})
+
     def to_json(self) -> str:
         """Compact JSON of the whole map (for storing next to a page); Layout.from_json reads it back."""
         return json.dumps({"v": 2, "segments": [dataclasses.astuple(s) for s in self.segments],

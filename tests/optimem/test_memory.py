@@ -468,3 +468,45 @@ def test_stored_pages_keep_page_levels_grey_levels(make_memory, conversation, le
         assert grey.min() == 0 and grey.max() == 255
     else:
         assert raw.mode == "L" and len(np.unique(grey)) > 16
+
+
+def test_a_reader_that_reads_rows_is_asked_only_for_the_rows_of_the_turns_recalled(make_memory, oracle, conversation):
+    """A reader with reads_rows reads only the rows that hold the turns asked for (the other rows come back
+    blank); every turn still comes back exactly, and the cache knows which turns a partial reading holds."""
+    asked = []
+
+    def read(images, tier, rows=None):
+        full = OracleRead(images, tier)
+        if rows is None:
+            asked.append(None)
+            return full
+        out = []
+        for r, keep in zip(full, rows):
+            asked.append(keep)
+            lines = r.text.split("\n")
+            text = "\n".join(line if keep is None or k in keep else "" for k, line in enumerate(lines))
+            out.append(type(r)(text, r.confidence, r.complete, r.n_tokens))
+        return out
+
+    OracleRead = oracle.read
+    oracle.read, oracle.reads_rows = read, True
+    m = make_memory(working_tokens=300)
+    conv = conversation(30)
+    ids = m.add_many(conv)
+    archived = [t for t in ids if m.get(t, decode=False).tier != "verbatim"]
+    assert len(archived) >= 6
+    asked.clear()
+    for t in archived:
+        assert m.get(t).text == conv[ids.index(t)]["content"]
+    partial = [r for r in asked if r is not None]
+    assert partial and all(len(r) < 38 for r in partial)  # pages shared by several turns: some rows only
+    n = len(asked)
+    for t in archived:  # every turn asked for once is in the cache now
+        m.get(t)
+    assert len(asked) == n
+    # reconsolidation redraws whole pages from their reading: with it on, pages are read whole
+    m.reconsolidate = True
+    m._cache.clear()
+    asked.clear()
+    m.get(archived[0])
+    assert asked == [None] * len(asked) and asked

@@ -226,3 +226,23 @@ def test_the_fast_grid_path_reads_like_the_reference(tiny_model_dir):
     # the fast path pools the classes outside its candidates into one: on these flat oracle logits that
     # moves the confidence (on held-out pages of the shipped model it stayed within 0.05 of the reference)
     assert 0.0 < b.confidence <= a.confidence <= 1.0
+
+
+def test_reading_some_rows_reads_them_as_the_whole_page_does(tiny_model_dir):
+    """read(..., rows=) classifies only those rows (batched fast path and per-page reference alike): they
+    read as in a whole-page reading, the other rows read blank, and bad rows are refused."""
+    model, tok = load_pretrained(tiny_model_dir)
+    heads = _TwoViewOracle(grids=(16, 10))
+    heads.page = page = pg.render_plain_page("first row\nsecond row QX-4821\nthird\nfourth row")
+    img = page.image
+    for exact in (False, True):
+        reader = OpticalReader(model, tok, glyph_heads=heads, views={"small": 0.5}, exact_views=exact)
+        (whole,) = reader.read([img], "base")
+        a, b = reader.read([img, img], "base", rows=[[1, 3], None])
+        assert whole.text == page.text and b.text == page.text
+        assert a.text == "\nsecond row QX-4821\n\nfourth row"
+        assert a.cells is not None and float(a.cells[0].min()) == 1.0  # rows not read: blank, certain
+    with pytest.raises(ValueError, match="one entry per image"):
+        reader.read([img], "base", rows=[[1], [2]])
+    with pytest.raises(ValueError, match="must lie in"):
+        reader.read([img], "base", rows=[[40]])
