@@ -148,10 +148,21 @@ class OpticalReader:
         return self.model.layout_visual(self._encode_grid(images, tier))
 
     def _encode_grid(self, images: Sequence[Image.Image], tier: str) -> Any:
-        from ocr_model.image_process import to_tensor
+        return self.model.encode_grid(self._pixels(images, tier))  # [B,h,w,D]
 
-        pixels = to_tensor(list(images), tier)  # [B,3,S,S]
-        return self.model.encode_grid(pixels.to(self.model.device))  # [B,h,w,D]
+    def _pixels(self, images: Sequence[Image.Image], tier: str) -> Any:
+        """[B,3,S,S] model input on the model's device. Greyscale pages at the tier's size (what Memory
+        stores) travel as uint8 and are scaled there, as ocr_model.train.to_model_input does in training;
+        anything else goes through ocr_model.image_process.to_tensor."""
+        from ocr_model.image_process import to_tensor
+        from ocr_model.page import TIERS
+
+        torch, side = self._torch, TIERS[tier].side if tier in TIERS else None
+        if side is None or not all(im.mode == "L" and im.size == (side, side) for im in images):
+            return to_tensor(list(images), tier).to(self.model.device)
+        u8 = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))  # [B,S,S]
+        x = u8.to(self.model.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        return x.unsqueeze(1).expand(-1, 3, -1, -1)  # [B,3,S,S]: the three channels of a grey page
 
     def _room(self, visual_len: int) -> int:
         cap = self.model.cfg.decoder.max_positions - 1 - visual_len  # BOS + visual tokens come first
@@ -177,7 +188,7 @@ class OpticalReader:
         `rows`, only those rows of each page are classified (the others read blank). The whole batch goes
         through tensor ops (the device's), one per step; `exact_views` takes the per-page reference path."""
         from ocr_model.glyphs import OTHER, slot_table
-        from ocr_model.page import COLS, ROWS, page_at_tier
+        from ocr_model.page import COLS, ROWS
 
         if self.exact_views:
             return self._read_grid_reference(images, tier, views, encoded, rows)
@@ -188,8 +199,7 @@ class OpticalReader:
         per_view = []  # (w, logits (B, m, C), lse (B, m), top-k classes (B, m, k), cell -> row of m (n,))
         for view, weight in views.items():
             if view not in encoded:
-                ims = images if view == tier else [page_at_tier(im, view) for im in images]
-                encoded[view] = self._encode_grid(ims, view)
+                encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
             g = encoded[view]  # (B, h, w, D)
             head = self.glyph_heads[str(g.shape[1])]
             table = torch.from_numpy(slot_table(g.shape[1])).reshape(-1)  # slot -> cell (or -1)
@@ -223,8 +233,20 @@ class OpticalReader:
         conf_all = torch.ones(B, ROWS * COLS, dtype=torch.float64)
         cls_all[:, sel], conf_all[:, sel] = cls_sel, conf_sel
         cls_all[~want], conf_all[~want] = 0, 1.0  # rows not asked for read blank
-        return [self._reading(cls_all[i].view(ROWS, COLS).numpy(), conf_all[i].view(ROWS, COLS).numpy(), OTHER)
-                for i in range(B)]
+        return self._readings([cls_all[i].view(ROWS, COLS).numpy() for i in range(B)],
+                              [conf_all[i].view(ROWS, COLS).numpy() for i in range(B)], OTHER)
+
+    def _resampled(self, images: Sequence[Image.Image], view: str) -> list[Image.Image]:
+        """The pages at another tier through the renderer's one resampling function (page_at_tier); a batch
+        is resized on a few threads (Pillow releases the GIL while it resamples)."""
+        from ocr_model.page import page_at_tier
+
+        if len(images) < 8:
+            return [page_at_tier(im, view) for im in images]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(images) // 4)) as pool:
+            return list(pool.map(lambda im: page_at_tier(im, view), images))
 
     def _row_mask(self, n_pages: int, rows: Sequence[Sequence[int] | None] | None) -> Any:
         from ocr_model.page import COLS, ROWS
@@ -253,20 +275,24 @@ class OpticalReader:
             cached = self._groups = self._torch.from_numpy(group_of_classes(max(n, 1))).to(device)
         return cached
 
-    def _reading(self, cls: np.ndarray, conf: np.ndarray, other: int) -> tuple[Reading, float]:
-        """(ROWS, COLS) chosen shapes and their probabilities -> the Reading (homoglyphs resolved by word) and
-        the share of its drawn cells that no class spells."""
+    def _readings(self, cls: list[np.ndarray], conf: list[np.ndarray], other: int) -> list[tuple[Reading, float]]:
+        """Per page: (ROWS, COLS) chosen shapes and their probabilities -> the Reading (homoglyphs resolved by
+        word; token counts in one batch) and the share of its drawn cells that no class spells."""
         from ocr_model.glyphs import cells_text
         from ocr_model.page.glyphs import resolve_homoglyphs
 
-        cells = resolve_homoglyphs(cls)
-        drawn = cells != 0
-        sel = conf[drawn] if drawn.any() else conf.reshape(-1)
-        confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
-        text = cells_text(cells)
-        reading = Reading(text, confidence, True, len(self.tokenizer.encode(text)), method="grid",
-                          cells=conf.astype(np.float32))
-        return reading, float((cells == other).sum()) / max(1, int(drawn.sum()))
+        cells = [resolve_homoglyphs(c) for c in cls]
+        texts = [cells_text(c) for c in cells]
+        batch = getattr(self.tokenizer, "encode_batch", None)  # ocr_model.tokenizer: one call, Rust threads
+        counts = [len(x) for x in batch(texts)] if batch is not None else [len(self.tokenizer.encode(t)) for t in texts]
+        out = []
+        for c, p, text, n in zip(cells, conf, texts, counts):
+            drawn = c != 0
+            sel = p[drawn] if drawn.any() else p.reshape(-1)
+            confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
+            reading = Reading(text, confidence, True, n, method="grid", cells=p.astype(np.float32))
+            out.append((reading, float((c == other).sum()) / max(1, int(drawn.sum()))))
+        return out
 
     def _combine_batch(self, views: list) -> tuple[Any, Any]:
         """The fast path of `_combine` for a batch: the union of the views' top-k classes per cell, each scored
@@ -331,7 +357,7 @@ class OpticalReader:
             keep = want[len(out)].view(ROWS, COLS).to(shape.device)
             cls_t = shape.squeeze(-1).view(ROWS, COLS).masked_fill(~keep, 0)
             conf = conf_t.view(ROWS, COLS).masked_fill(~keep, 1.0).double().cpu().numpy()
-            out.append(self._reading(cls_t.cpu().numpy(), conf, OTHER))
+            out += self._readings([cls_t.cpu().numpy()], [conf], OTHER)
         return out
 
     def _combine(self, views: list) -> tuple[Any, Any]:

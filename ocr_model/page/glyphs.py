@@ -229,7 +229,9 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                 v[sc] = v.get(sc, 0) + 1
         return v
 
-    for r in range(out.shape[0]):
+    # a row of ASCII classes only (1-94) or blanks stays as it is: its words can only vote Latin (an ASCII
+    # letter's group is Latin, or mixed and votes nothing), and a Latin vote or none picks the ASCII member
+    for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]:
         row = out[r]
         ks = [int(k) for k in row]
         if not any(k in members for k in ks):

@@ -40,3 +40,27 @@ def test_words_take_the_script_of_their_letters(text):
 def test_a_word_with_no_telling_letter_takes_its_neighbours_script():
     ref, got = _read_shapes("мы а вы")  # 'а' alone is Cyrillic because its neighbours are
     assert got == ref
+
+
+def test_rows_of_ascii_only_come_back_unchanged_without_the_word_pass():
+    """The shortcut that skips rows of ASCII classes gives what the word-by-word pass gives on them: the
+    ASCII member (canonical) wherever a look-alike group is involved."""
+    import random
+
+    import numpy as np
+
+    from ocr_model.page import COLS, ROWS
+    from ocr_model.page import glyphs as G
+
+    rng = random.Random(0)
+    table = G.classes()
+    for _ in range(20):
+        text = "".join(rng.choice("aeocpxyijlsABCEHKMOPTX ,.;:'\"-|0123 ") for _ in range(COLS))
+        cells = np.zeros((ROWS, COLS), dtype=np.int64)
+        cells[0] = [table.index(c) if c != " " else 0 for c in text]
+        cells[1] = cells[0]
+        cells[1, -1] = table.index("€")  # one non-ASCII cell (no letter, no vote): the word pass runs on row 1
+        cells[2, :3] = [table.index("п"), table.index("о"), 0]  # a Cyrillic row is resolved as before
+        got = G.resolve_homoglyphs(cells)
+        assert (got[0] == cells[0]).all() and (got[1] == cells[1]).all()
+        assert G.cells_text(got[2:3]).startswith("по")

@@ -1,0 +1,116 @@
+"""Pages per second of the read path, end to end, beside the encoder alone, per tier (GPU or CPU).
+
+    python benchmarks/read_speed.py [--model DIR] [--device cuda] [--pages 512] [--batch 128] [--json out.json]
+
+Pages: conversation pages drawn by Memory's renderer from this repository's own docs (English prose, tables
+and code), stored as Memory stores them (16 greys) and faded to each tier. For each tier, in one run:
+
+    encoder       OpticalModel.encode_grid on pixel tensors already on the device (the model alone)
+    pixels        PIL page images -> model input on the device (OpticalReader._pixels)
+    read own      OpticalReader.read(images, tier) with views={}: pixels, encoder, glyph heads, top-k,
+                  homoglyphs, text and token counts - everything a caller gets, from the tier's own tokens
+    read views    the same with the default views (the page also resampled to the other tiers and encoded)
+    read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
+
+Each figure is the median of --repeats timed passes over all pages (after one warm-up pass), pages/s.
+Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def doc_pages(n: int) -> list:
+    from ocr_model.page import Turn, render_turns
+
+    texts = []
+    for p in sorted((ROOT / "docs").glob("*.md")):
+        texts += [b.strip() for b in p.read_text(encoding="utf-8").split("\n\n") if b.strip()]
+    turns = [Turn("user" if i % 2 == 0 else "assistant", t[:600]) for i, t in enumerate(texts)]
+    pages = render_turns(turns)
+    return [pages[i % len(pages)] for i in range(n)]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--pages", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--tiers", default="base,small,tiny")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dtype", default="bfloat16", help="model dtype on the device (float32 on CPU)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from ocr_model.page import page_at_tier
+    from ocr_model.page.codec import as_stored
+    from ocr_model.reader import OpticalReader, shipped_model_dir
+    from ocr_model.glyphs import load_glyph_heads
+    from ocr_model.weights import load_pretrained
+
+    d = args.model or shipped_model_dir()
+    dtype = getattr(torch, args.dtype) if args.device != "cpu" else torch.float32
+    model, tok = load_pretrained(d, device=args.device, dtype=dtype)
+    heads = load_glyph_heads(d, model.cfg.decoder.dim).to(device=args.device, dtype=dtype)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    pages = doc_pages(args.pages)
+    out = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+           "pages": args.pages, "batch": args.batch, "dtype": str(dtype), "tiers": {}}
+
+    def rate(fn) -> float:
+        fn()
+        sync()
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return round(args.pages / statistics.median(times), 1)
+
+    for tier in args.tiers.split(","):
+        stored = [as_stored(p.image, "base") for p in pages]
+        ims = stored if tier == "base" else [as_stored(page_at_tier(im, tier), tier) for im in stored]
+        own = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid")
+        views = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid")
+        chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
+        pix = [own._pixels(c, tier) for c in chunks]
+
+        def encoder():
+            with torch.inference_mode(), torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=args.device != "cpu"):
+                for x in pix:
+                    model.encode_grid(x)
+
+        def pixels():
+            for c in chunks:
+                own._pixels(c, tier)
+
+        row = {"encoder": rate(encoder), "pixels": rate(pixels),
+               "read own": rate(lambda: own.read(ims, tier)),
+               "read views": rate(lambda: views.read(ims, tier)),
+               "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))}
+        got = own.read(ims[:8], tier)
+        from ocr_model.eval import char_precision
+
+        row["sample_precision"] = round(sum(char_precision(p.text, r.text) for r, p in zip(got, pages[:8])) / 8, 4)
+        out["tiers"][tier] = row
+        print(tier, row, flush=True)
+    print(json.dumps(out, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
