@@ -187,6 +187,7 @@ def group_of_classes(n: int) -> np.ndarray:
     return _group_tables()[0][:n]
 
 
+@cache
 def _script(ch: str) -> str | None:
     """The script of a letter (None for anything else: punctuation resolves to the canonical member)."""
     import unicodedata
@@ -197,6 +198,27 @@ def _script(ch: str) -> str | None:
     return next((s for s in _SCRIPTS if name.startswith(s)), None)
 
 
+@cache
+def _vote(k: int) -> str | None:
+    """The script a cell of class k votes for: a cell votes when its shape is letters only and the members
+    with a script share it ('l' and the math-monospace 𝚕 vote Latin; 'a' / Cyrillic 'а' and '3' / 'З' do
+    not); None otherwise (blanks included)."""
+    table = classes()
+    if not table[k]:
+        return None
+    group = _group_tables()[1].get(k, (k,))
+    scripts = {_script(table[m]) for m in group} - {None}
+    return scripts.pop() if len(scripts) == 1 and _only_letters(group) else None
+
+
+@cache
+def _only_letters(group: tuple[int, ...]) -> bool:
+    import unicodedata
+
+    table = classes()
+    return all(unicodedata.category(table[m]).startswith("L") for m in group)
+
+
 def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     """(ROWS, COLS) classes whose homoglyph cells hold their group's canonical class -> the member whose
     script matches the letters of the same word (a run of non-blank cells). A shape that is also a digit or
@@ -204,8 +226,6 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     that is only letters ('a' / Cyrillic 'а') follows the nearest word of the row with telling letters when
     its own word has none; else the canonical member (the most common one: ASCII first). Only common letters (the basic Latin,
     Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an apostrophe."""
-    import unicodedata
-
     _, members = _group_tables()
     if not members:
         return cells
@@ -213,19 +233,13 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     out = np.array(cells, copy=True)
 
     def only_letters(group) -> bool:
-        return all(unicodedata.category(table[m]).startswith("L") for m in group)
+        return _only_letters(group)
 
     def votes_of(ks) -> dict[str, int]:
-        # a cell votes for a script when its shape is letters only and the ones with a script share it
-        # ('l' and the math-monospace 𝚕 vote Latin; 'a' / Cyrillic 'а' and '3' / 'З' do not)
         v: dict[str, int] = {}
         for k in ks:
-            if not table[k]:
-                continue
-            group = members.get(k, (k,))
-            scripts = {_script(table[m]) for m in group} - {None}
-            if len(scripts) == 1 and only_letters(group):
-                sc = scripts.pop()
+            sc = _vote(k)
+            if sc is not None:
                 v[sc] = v.get(sc, 0) + 1
         return v
 
