@@ -7,13 +7,13 @@ Turns of held-out corpus text (never trained on; per kind: English dialogue, pro
 Greek, Cyrillic, Chinese, Japanese, Korean) are drawn as Memory draws them (optimem.pageout.draw_verified
 without verification: plain, or escaped where the text needs it), stored as Memory stores them (base,
 16 greys, then faded to the tier), and read with the model's default reader. For every turn on the page:
-exact or not, and three scores over its own cells' probabilities: `mean` (exp mean log p, what
-Recollection.confidence was up to run s4), `prod` (the product: the model's own probability that every cell
-is right) and `min` (the least sure cell).
+exact or not, and three scores over its own cells' probabilities (ocr_model.reader.turn_score, log scale):
+`mean` (mean log p; exp of it was Recollection.confidence up to run s4), `prod` (sum log p: the model's own
+probability that every cell is right) and `min` (the least sure cell).
 
 Pages alternate between a fitting half and a reporting half (even / odd page index). On the fitting half,
 the score that separates exact from inexact turns best (AUROC) is picked per tier and one logistic curve,
-P(exact) = 1 / (1 + exp(-(a * log(score) + b))), is fitted; the report gives,
+P(exact) = 1 / (1 + exp(-(a * score + b))), is fitted; the report gives,
 on the other half, AUROC of each score per kind and tier, and the calibrated probability's reliability
 (turns binned by predicted P(exact): predicted vs observed share exact). `--fit FILE` writes the fitted
 curves ({tier: {score, a, b}}) to ship beside the checkpoint (calibration.json, read by optimem.pageout).
@@ -66,13 +66,15 @@ def fit_logistic(x, y, steps: int = 3000, lr: float = 0.5) -> tuple[float, float
 
 
 def turn_scores(reading, layout, tid) -> dict[str, float] | None:
+    """The turn's scores on their log scale (ocr_model.reader.turn_score), from its own cells."""
+    from ocr_model.reader import SCORES, turn_score
+
     segs = {k for k, s in enumerate(layout.segments) if s.turn_id == tid}
     cells = getattr(reading, "cells", None)
     if not segs or cells is None:
         return None
     ps = np.concatenate([cells[p.row, p.col:p.col + p.width] for p in layout.pieces if p.segment in segs and p.width > 0])
-    logs = np.log(np.maximum(ps.astype(float), 1e-12))
-    return {"mean": float(math.exp(logs.mean())), "prod": float(logs.sum()), "min": float(ps.min())}
+    return {s: turn_score(ps, s) for s in SCORES}
 
 
 def main(argv=None) -> None:
@@ -131,7 +133,7 @@ def main(argv=None) -> None:
         fit = [r for r in rows if r[0] == tier and r[2] == 0]
         rep = [r for r in rows if r[0] == tier and r[2] == 1]
         # the score that separates best on the fitting half, on a log scale, then one logistic curve
-        feat = lambda r, s: r[4][s] if s == "prod" else math.log(max(r[4][s], 1e-12))
+        feat = lambda r, s: r[4][s]
         best = max(("mean", "prod", "min"), key=lambda s: auroc([feat(r, s) for r in fit], [r[3] for r in fit]) or 0.0)
         a, b = fit_logistic([feat(r, best) for r in fit], [r[3] for r in fit])
         curves[tier] = {"score": best, "a": round(a, 5), "b": round(b, 5)}
@@ -153,8 +155,8 @@ def main(argv=None) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     if args.fit:
-        Path(args.fit).write_text(json.dumps({"about": "P(turn exact) = 1 / (1 + exp(-(a * log(score) + b))) per tier, score over the turn's cells: "
-                                              "mean = exp(mean log p), prod = product (log already), min = least sure cell; "
+        Path(args.fit).write_text(json.dumps({"about": "P(turn exact) = 1 / (1 + exp(-(a * score + b))) per tier, score over the turn's cells "
+                                              "(ocr_model.reader.turn_score): mean log p, sum log p (prod) or log min p; "
                                               "benchmarks/confidence.py", "curves": curves}, indent=1))
 
 

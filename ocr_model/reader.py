@@ -81,6 +81,36 @@ def shipped_model_dir() -> Path | None:
 
 READ_MODES = ("auto", "grid", "decoder")
 DEFAULT_VIEWS = {"base": 0.5, "small": 1.0, "tiny": 0.5}  # besides the page's own tier, at weight 1
+CALIBRATION_FILE = "calibration.json"  # beside a checkpoint: {"curves": {tier: {"score", "a", "b"}}}
+SCORES = ("mean", "prod", "min")
+
+
+def turn_score(probs: np.ndarray, score: str) -> float:
+    """A turn's cells' probabilities -> the log-scale score a calibration curve reads: mean log p ("mean"),
+    sum log p ("prod": the model's own probability that every cell is right) or log of the least sure cell."""
+    logs = np.log(np.maximum(np.asarray(probs, dtype=np.float64), 1e-12))
+    if score == "mean":
+        return float(logs.mean())
+    if score == "prod":
+        return float(logs.sum())
+    if score == "min":
+        return float(logs.min())
+    raise ValueError(f"score must be one of {', '.join(SCORES)}; got {score!r}")
+
+
+def load_calibration(path: str | Path) -> dict[str, dict]:
+    """{tier: {"score", "a", "b"}} from a checkpoint directory's calibration.json; {} when there is none."""
+    import json
+
+    f = Path(path) / CALIBRATION_FILE
+    if not f.is_file():
+        return {}
+    curves = json.loads(f.read_text(encoding="utf-8")).get("curves", {})
+    for tier, c in curves.items():
+        if c.get("score") not in SCORES or not all(isinstance(c.get(k), (int, float)) for k in ("a", "b")):
+            raise ValueError(f"{f}: the curve of tier {tier!r} must be {{score: one of {SCORES}, a: number, b: "
+                             f"number}}, got {c!r}; rewrite it with benchmarks/confidence.py --fit")
+    return curves
 
 
 class OpticalReader:
@@ -100,6 +130,7 @@ class OpticalReader:
         name: str = "ocr_model",
         top_k: int = 8,
         exact_views: bool = False,
+        calibration: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         import torch
 
@@ -126,6 +157,7 @@ class OpticalReader:
         self.top_k, self.exact_views = int(top_k), bool(exact_views)
         # a full page is 75 x 38 = 2850 characters, ~1000 BPE tokens; the model's context may cap it lower
         self.max_new_tokens = max_new_tokens or 1200
+        self.calibration = dict(calibration or {})  # tier -> logistic curve over a turn's cells (turn_confidence)
         self._torch = torch
         self._lock = threading.Lock()  # one forward pass at a time: torch modules are not re-entrant
 
@@ -137,7 +169,18 @@ class OpticalReader:
 
         model, tok = load_pretrained(path, device=device)
         heads = load_glyph_heads(path, model.cfg.decoder.dim)
+        kw.setdefault("calibration", load_calibration(path))
         return cls(model, tok, glyph_heads=heads, name=kw.pop("name", Path(path).name), **kw)
+
+    def turn_confidence(self, probs: np.ndarray, tier: str) -> float:
+        """The confidence of a turn read from cells with these probabilities (a grid reading's `cells` over
+        the turn's own cells) on a page of `tier`: P(the turn reads back exactly) by the logistic curve fitted
+        for the tier on held-out pages (calibration.json beside the checkpoint; benchmarks/confidence.py),
+        or, without one, exp(mean log p)."""
+        c = self.calibration.get(tier)
+        if c is None:
+            return float(math.exp(turn_score(probs, "mean")))
+        return float(1.0 / (1.0 + math.exp(-(c["a"] * turn_score(probs, c["score"]) + c["b"]))))
 
     def grids(self) -> list[int]:
         """Token-grid sizes (tier side / 64) the glyph heads can read; [] without heads."""

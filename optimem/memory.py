@@ -632,7 +632,7 @@ class Memory:
                 readings = (self._reader.read(images, tier, rows=rows) if rows_ok and any(r is not None for r in rows)
                             else self._reader.read(images, tier))
                 for p, layout, r, reading in zip(readable, layouts, rows, readings):
-                    texts, confs = read_turn_texts([reading], [layout])
+                    texts, confs = read_turn_texts([reading], [layout], self._reader, tier)
                     asked = None if r is None else frozenset(wanted[(p.id, p.file)])
                     if asked is not None:
                         texts = {k: v for k, v in texts.items() if k in asked}
@@ -919,7 +919,7 @@ class Memory:
         layout = _layout_from_json(page.layout)
         before, after = self._reader.read([image], page.tier)[0], self._reader.read([faded], target)[0]
         old, _ = read_turn_texts([before], [layout])
-        new, confs = read_turn_texts([after], [layout])
+        new, confs = read_turn_texts([after], [layout], self._reader, target)
         checks = _page_checks(page.layout)
         out = {}
         for tid, prev in checks.items():

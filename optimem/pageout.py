@@ -93,9 +93,11 @@ def _draw(text: str, form: str, misread: set[str]) -> str:
     return escape(text, {c for c in text if not " " <= c <= "~"})
 
 
-def turn_confidence(reading, layout: Layout, turn_id: int) -> float | None:
-    """exp(mean log p) of the reader's per-cell confidences over one turn's cells on one page (its header
-    and text pieces); the page's confidence when the reading has none per cell; None if not on the page."""
+def turn_confidence(reading, layout: Layout, turn_id: int, reader=None, tier: str | None = None) -> float | None:
+    """The confidence of one turn on one page, over its own cells (its header and text pieces): the
+    reader's calibrated P(exact) when it has one (`reader.turn_confidence(probs, tier)`: OpticalReader with
+    a calibration.json), else exp(mean log p) of the cells; the page's confidence when the reading has none
+    per cell; None if the turn is not on the page."""
     segs = {k for k, s in enumerate(layout.segments) if s.turn_id == turn_id}
     if not segs:
         return None
@@ -109,17 +111,22 @@ def turn_confidence(reading, layout: Layout, turn_id: int) -> float | None:
     if not logs:
         return float(reading.confidence)
     x = np.concatenate(logs)
+    calibrated = getattr(reader, "turn_confidence", None)
+    if calibrated is not None and tier is not None:
+        return float(calibrated(np.exp(x), tier))
     return float(math.exp(float(x.mean())))
 
 
-def read_turn_texts(readings: Sequence, pages: Sequence[Layout]) -> tuple[dict[int, str], dict[int, list[float]]]:
-    """Concatenate each turn's pieces over the pages read: {turn id: text}, {turn id: [confidence per page]}."""
+def read_turn_texts(readings: Sequence, pages: Sequence[Layout], reader=None,
+                    tier: str | None = None) -> tuple[dict[int, str], dict[int, list[float]]]:
+    """Concatenate each turn's pieces over the pages read: {turn id: text}, {turn id: [confidence per page]}
+    (turn_confidence: calibrated by `reader` for `tier` where it can)."""
     texts: dict[int, str] = {}
     confs: dict[int, list[float]] = {}
     for reading, layout in zip(readings, pages):
         for tid, piece in split_decoded(reading.text, layout).items():
             texts[tid] = texts.get(tid, "") + piece
-            c = turn_confidence(reading, layout, tid)
+            c = turn_confidence(reading, layout, tid, reader, tier)
             if c is not None:
                 confs.setdefault(tid, []).append(c)
     return texts, confs
@@ -150,7 +157,7 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
             return Drawn(pages, checks, verbatim, reads)
         readings = reader.read([as_stored(p.image, tier, levels) for p in pages], tier)
         reads += len(pages)
-        texts, confs = read_turn_texts(readings, [p.layout for p in pages])
+        texts, confs = read_turn_texts(readings, [p.layout for p in pages], reader, tier)
         checks, failed = {}, []
         for t in live:
             got = texts.get(t.id, "")

@@ -246,3 +246,40 @@ def test_reading_some_rows_reads_them_as_the_whole_page_does(tiny_model_dir):
         reader.read([img], "base", rows=[[1], [2]])
     with pytest.raises(ValueError, match="must lie in"):
         reader.read([img], "base", rows=[[40]])
+
+
+def test_turn_confidence_is_the_calibrated_probability_of_an_exact_turn(tiny_model_dir, tmp_path):
+    """With a calibration curve for the tier, a turn's confidence is that curve over its cells' score; without
+    one, exp(mean log p); a malformed calibration.json is refused with what to do."""
+    import math
+    import shutil
+
+    from ocr_model.reader import load_calibration, turn_score
+    from optimem.pageout import turn_confidence
+
+    probs = np.array([0.99, 0.98, 0.5])
+    assert turn_score(probs, "prod") == pytest.approx(math.log(0.99 * 0.98 * 0.5))
+    assert turn_score(probs, "min") == pytest.approx(math.log(0.5))
+    model, tok = load_pretrained(tiny_model_dir)
+    curve = {"score": "min", "a": 4.0, "b": 1.0}
+    reader = OpticalReader(model, tok, calibration={"tiny": curve})
+    assert reader.turn_confidence(probs, "tiny") == pytest.approx(1 / (1 + math.exp(-(4.0 * math.log(0.5) + 1.0))))
+    assert reader.turn_confidence(probs, "base") == pytest.approx(math.exp(np.log(probs).mean()))
+    # through pageout.turn_confidence: the turn's own cells only
+    page = pg.render_turns([pg.Turn("user", "hello there", id=1), pg.Turn("assistant", "general kenobi", id=2)])[0]
+    cells = np.ones((pg.ROWS, pg.COLS), dtype=np.float32)
+    seg2 = next(k for k, s in enumerate(page.layout.segments) if s.turn_id == 2)
+    p2 = next(p for p in page.layout.pieces if p.segment == seg2 and p.kind == "text")
+    cells[p2.row, p2.col] = 0.25
+    reading = type("R", (), {"cells": cells, "confidence": 0.9})()
+    assert turn_confidence(reading, page.layout, 1, reader, "tiny") == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert turn_confidence(reading, page.layout, 2, reader, "tiny") == pytest.approx(
+        1 / (1 + math.exp(-(4.0 * math.log(0.25) + 1.0))))
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    (d / "calibration.json").write_text(json.dumps({"curves": {"tiny": curve}}))
+    assert load_calibration(d) == {"tiny": curve}
+    assert OpticalReader.from_pretrained(d).calibration == {"tiny": curve}
+    (d / "calibration.json").write_text(json.dumps({"curves": {"tiny": {"score": "median", "a": 1, "b": 0}}}))
+    with pytest.raises(ValueError, match="confidence.py --fit"):
+        load_calibration(d)
