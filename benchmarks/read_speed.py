@@ -6,7 +6,7 @@ Pages: conversation pages drawn by Memory's renderer from this repository's own 
 and code), stored as Memory stores them (16 greys) and faded to each tier. For each tier, in one run:
 
     encoder       OpticalModel.encode_grid on pixel tensors already on the device (the model alone)
-    pixels        PIL page images -> model input on the device (OpticalReader._pixels)
+    pixels        PIL page images -> model input on the device (OpticalReader.pixels)
     read own      OpticalReader.read(images, tier) with views={}: pixels, encoder, glyph heads, top-k,
                   homoglyphs, text and token counts - everything a caller gets, from the tier's own tokens
     read views    the same with the default views (the page also resampled to the other tiers and encoded)
@@ -86,7 +86,7 @@ def main(argv=None) -> None:
         own = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid")
         views = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid")
         chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
-        pix = [own._pixels(c, tier) for c in chunks]
+        pix = [own.pixels(c, tier) for c in chunks]
 
         def encoder():
             with torch.inference_mode(), torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=args.device != "cpu"):
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
 
         def pixels():
             for c in chunks:
-                own._pixels(c, tier)
+                own.pixels(c, tier)
 
         row = {"encoder": rate(encoder), "pixels": rate(pixels),
                "read own": rate(lambda: own.read(ims, tier)),

@@ -191,9 +191,9 @@ class OpticalReader:
         return self.model.layout_visual(self._encode_grid(images, tier))
 
     def _encode_grid(self, images: Sequence[Image.Image], tier: str) -> Any:
-        return self.model.encode_grid(self._pixels(images, tier))  # [B,h,w,D]
+        return self.model.encode_grid(self.pixels(images, tier))  # [B,h,w,D]
 
-    def _pixels(self, images: Sequence[Image.Image], tier: str) -> Any:
+    def pixels(self, images: Sequence[Image.Image], tier: str) -> Any:
         """[B,3,S,S] model input on the model's device. Greyscale pages at the tier's size (what Memory
         stores) travel as uint8 and are scaled there, as ocr_model.train.to_model_input does in training;
         anything else goes through ocr_model.image_process.to_tensor."""
