@@ -20,6 +20,7 @@ again after every fading step (consolidate), against the reading before the step
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -147,6 +148,7 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
             form[t.id] = "escaped"
     verbatim: list[int] = []
     reads = 0
+    seen: dict[bytes, object] = {}  # stored image digest -> its reading: a page a redraw left as it was is not read again
     while True:
         live = [t for t in turns if t.id not in verbatim]
         drawn = [Turn(t.role, _draw(t.text, form[t.id], misread[t.id]), t.timestamp, t.id) for t in live]
@@ -155,8 +157,13 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
             # unverified: only how each turn is drawn (its form, so that reading unescapes it), nothing measured
             checks = {t.id: TurnCheck(None, None, None, tier, form[t.id]) for t in live} if not verify else {}
             return Drawn(pages, checks, verbatim, reads)
-        readings = reader.read([as_stored(p.image, tier, levels) for p in pages], tier)
-        reads += len(pages)
+        stored = [as_stored(p.image, tier, levels) for p in pages]
+        keys = [hashlib.sha1(im.tobytes()).digest() for im in stored]
+        todo = [k for k in range(len(pages)) if keys[k] not in seen]
+        for k, r in zip(todo, reader.read([stored[k] for k in todo], tier) if todo else []):
+            seen[keys[k]] = r
+        readings = [seen[k] for k in keys]
+        reads += len(todo)
         texts, confs = read_turn_texts(readings, [p.layout for p in pages], reader, tier)
         checks, failed = {}, []
         for t in live:

@@ -150,3 +150,26 @@ def test_pageout_module_alone(text, oracle):
     d = draw_verified(turns, reader, first_turn_number=1, tier="base", levels=16, render=memory_module.render_turns)
     assert d.verbatim == [] and d.checks[1].exact and d.checks[2].exact
     assert d.reads >= len(d.pages)
+
+
+def test_a_redraw_reads_only_the_pages_it_changed(oracle):
+    """Three pages of plain turns, one misread turn on the last: the fallback round redraws it, and only
+    the page(s) whose image changed are read again (the first pages read once)."""
+    from optimem.pageout import draw_verified
+    import optimem.memory as memory_module
+
+    turns = [Turn("user" if i % 2 == 0 else "assistant", f"turn {i} " + "words of plain text " * 12, id=i + 1)
+             for i in range(40)]
+    turns[-1] = Turn("assistant", "the last one says ZEBRA", id=40)  # plain ASCII the reader misreads
+
+    class Counting(Lossy):
+        pages_read = 0
+
+        def read(self, images, tier):
+            Counting.pages_read += len(images)
+            return super().read(images, tier)
+
+    reader = Counting(oracle, lambda t: t.replace("Z", "2"))
+    d = draw_verified(turns, reader, first_turn_number=1, tier="base", levels=16, render=memory_module.render_turns)
+    assert len(d.pages) >= 3 and d.checks[40].exact and d.checks[40].form == "escaped"
+    assert d.reads == Counting.pages_read <= len(d.pages) + 1  # one more read: the last page, redrawn
