@@ -73,6 +73,7 @@ from optimem.messages import message_to_turn
 from optimem.multimodal import ImageContext, image_part, image_tokens
 from optimem.multimodal import check as check_provider
 from optimem.pageout import TurnCheck, char_precision, draw_verified, read_turn_texts, unescape_for
+from optimem.reader import Reading
 from optimem.reader import PageReader
 from ocr_model.page import COLS, ROWS, TIERS, Layout, Turn, cells_used, page_at_tier, render_turns
 from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact
@@ -94,6 +95,7 @@ DEFAULT_WORKING_TOKENS = 4096
 MAX_ROLE_CHARS = 64
 MAX_TURN_ID = 2**63 - 1  # SQLite's INTEGER
 MAX_K = 10_000
+CONSOLIDATE_BATCH = 64  # pages faded (and, with verification, read) together by consolidate()
 MAX_CLOCK = 2**53  # the turns clock, and seconds: far past any real value, still exact in a float
 
 
@@ -885,6 +887,7 @@ class Memory:
             forgotten = self._forget(doomed, reason="curve", strict=False) if doomed else set()
             moved: dict[str, int] = {}
             damaged: list[int] = []
+            jobs: list[tuple[PageRecord, Image.Image, Image.Image, str]] = []  # (page, image, faded, target)
             for page in self._archive.pages():
                 live = [tiers[tid] for tid in page.turn_ids if tid in tiers and tid not in doomed - forgotten]
                 if not live:
@@ -898,12 +901,11 @@ class Memory:
                     damaged.append(page.id)
                     continue
                 faded = as_stored(image, target, self.page_levels)  # the very pixels the PNG will hold
-                layout = page.layout
-                if self.verify:
-                    layout = self._recheck(page, image, faded, target)
-                self._archive.replace_page(page.id, png_bytes(faded, self.page_levels), tier=target, layout=layout)
-                key = f"{page.tier}->{target}"
-                moved[key] = moved.get(key, 0) + 1
+                jobs.append((page, image, faded, target))
+                if len(jobs) == CONSOLIDATE_BATCH:
+                    self._fade(jobs, moved)
+                    jobs = []
+            self._fade(jobs, moved)
             self._archive.flush()
             return ConsolidationReport(
                 pages_downgraded=moved,
@@ -912,12 +914,31 @@ class Memory:
                 pages_damaged=tuple(damaged),
             )
 
-    def _recheck(self, page: PageRecord, image: Image.Image, faded: Image.Image, target: str) -> str:
-        """Read a page before and after a fading step; each turn's check (optimem.pageout.TurnCheck) is
-        updated against the reading before the step (the turn's text is gone, but a turn that read back
-        exactly before reads as its text). Returns the page's new stored JSON."""
+    def _fade(self, jobs: Sequence[tuple[PageRecord, Image.Image, Image.Image, str]], moved: dict[str, int]) -> None:
+        """Write each page at its target tier; with verification, the pages are first read before and after
+        the step in batches (one reader call per tier: a GPU reader reads them together) and re-checked."""
+        before: dict[int, Reading] = {}
+        after: dict[int, Reading] = {}
+        if self.verify and jobs:
+            for tiers_of, images, into in ((lambda j: j[0].tier, lambda j: j[1], before),
+                                           (lambda j: j[3], lambda j: j[2], after)):
+                groups: dict[str, list[int]] = {}
+                for k, j in enumerate(jobs):
+                    groups.setdefault(tiers_of(j), []).append(k)
+                for tier, ks in groups.items():
+                    for k, r in zip(ks, self._reader.read([images(jobs[k]) for k in ks], tier)):
+                        into[k] = r
+        for k, (page, _image, faded, target) in enumerate(jobs):
+            layout = self._recheck(page, before[k], after[k], target) if self.verify else page.layout
+            self._archive.replace_page(page.id, png_bytes(faded, self.page_levels), tier=target, layout=layout)
+            key = f"{page.tier}->{target}"
+            moved[key] = moved.get(key, 0) + 1
+
+    def _recheck(self, page: PageRecord, before: Reading, after: Reading, target: str) -> str:
+        """A page's readings before and after a fading step -> its new stored JSON: each turn's check
+        (optimem.pageout.TurnCheck) is updated against the reading before the step (the turn's text is gone,
+        but a turn that read back exactly before reads as its text)."""
         layout = _layout_from_json(page.layout)
-        before, after = self._reader.read([image], page.tier)[0], self._reader.read([faded], target)[0]
         old, _ = read_turn_texts([before], [layout])
         new, confs = read_turn_texts([after], [layout], self._reader, target)
         checks = _page_checks(page.layout)
