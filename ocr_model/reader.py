@@ -5,6 +5,7 @@
                                          the decoder alone
     load(dir=None, **kw)                 the one loader (the shipped model by default), used by optimem, the
                                          evaluation, the demo and the benchmarks
+    load_calibration(dir), turn_score    the per-tier confidence curves shipped beside a checkpoint
     shipped_model_dir()                  the model shipped in ocr_model/weights/<name>/, or None
     Reading                              the text read from one page, its confidence, and per-cell confidences
 
@@ -29,10 +30,19 @@ How the visual tokens are read (OpticalReader's `mode`):
     It costs one encode per view and no stored bytes; the visual tokens spent on reading are then the sum
     over the views, not the tier's own count. `views={}` reads each page from its own tier's tokens only.
 
+Rows: `read(images, tier, rows=[...])` classifies only the token slots of the rows asked for (the encoder still
+sees the whole page; other rows read blank). The grid readout runs a whole batch through tensor ops on the
+model's device: logits of the needed slots, top-k, the views' combination gathered from the logits, the
+homoglyph shapes; then per page on the host: the word-script vote, the text, the token counts (one batch).
+
 Confidence of a reading = exp(mean log p): over the drawn cells for `grid` (the probability of each cell's
 chosen class under the views' weighted geometric mean; `Reading.cells` keeps it per cell, so a caller can
 score one turn's own cells), over the generated tokens for `decoder` (taken before the n-gram ban). A
 decoder reading that hit max_new_tokens without EOS (often a repetition loop) has complete=False.
+A turn's confidence (`turn_confidence(cell probabilities, tier)`, what optimem reports per recalled turn) is
+the calibrated P(the turn reads back exactly) from calibration.json beside the checkpoint (a logistic curve
+per tier over a score of the turn's cells, fitted on held-out pages by benchmarks/confidence.py), else the
+exp(mean log p) of its cells.
 """
 
 from __future__ import annotations
