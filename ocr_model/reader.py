@@ -57,7 +57,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "load", "shipped_model_dir"]
+__all__ = ["CALIBRATION_FILE", "DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "load", "load_calibration",
+           "shipped_model_dir", "turn_score"]
 
 
 class ReaderError(ValueError):
