@@ -404,7 +404,7 @@ class Archive:
             q = ",".join("?" * len(ids))
             rows = self._conn().execute(
                 f"SELECT {_TURN_COLS} FROM turns t LEFT JOIN working w ON w.turn_id = t.id "
-                f"WHERE t.namespace = ? AND t.id IN ({q})",
+                f"WHERE +t.namespace = ? AND t.id IN ({q})",
                 (self.namespace, *ids),
             )
             return {r[0]: _turn(r) for r in rows}
@@ -792,7 +792,7 @@ class Archive:
                     self._conn()
                     .execute(
                         f"SELECT v.id, v.turn_id FROM vectors v JOIN turns t ON t.id = v.turn_id "
-                        f"WHERE v.namespace = ? AND t.namespace = ? AND t.state != 'forgotten' AND v.id IN ({q})",
+                        f"WHERE +v.namespace = ? AND +t.namespace = ? AND t.state != 'forgotten' AND v.id IN ({q})",
                         (self.namespace, self.namespace, *[h[0] for h in hits]),
                     )
                     .fetchall()
