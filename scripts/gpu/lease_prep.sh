@@ -8,6 +8,7 @@
 # tree (docs/model_card.md "Continue training"), and the next call, with the weights back, copies them.
 set -eu
 cd "$(git rev-parse --show-toplevel)"
+mkdir -p .git/info && touch .git/info/exclude  # a fresh checkout may have no info/ (then .carry1 would travel)
 grep -qxF "/.carry1/" .git/info/exclude || echo "/.carry1/" >> .git/info/exclude
 ls corpus/*.txt.xz >/dev/null
 rm -rf .carry1 && mkdir -p .carry1/corpus .carry1/code
