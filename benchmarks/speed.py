@@ -198,12 +198,11 @@ def bench_recall(
             )
         m.close()
         if model_reader is not None:
-            m = Memory(store, model=model_reader, embedder=emb, verify=False)
+            # every recall must read its pages: no decoded-page cache (pages shared by two recalled turns are
+            # still read once per recall)
+            m = Memory(store, model=model_reader, embedder=emb, verify=False, cache_pages=0)
             lat = []
             for q in qs[:model_queries]:
-                # every recall must read its pages: empty the decoded-page cache (cache_pages=0 is not used
-                # because Memory's cache then drops a page shared by two recalled turns after the first)
-                m._cache.clear()
                 t0 = time.perf_counter()
                 m.recall(q, k=k, reinforce=False)
                 lat.append(time.perf_counter() - t0)
