@@ -172,7 +172,7 @@ def baseline_readers(names: Sequence[str]) -> tuple[list[Any], list[str]]:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from demos.needle_in_haystack import token_counter
+    from demos.haystack import token_counter
     from ocr_model import data
     from ocr_model.eval import char_precision, fox_word_precision
     from ocr_model.page import page_at_tier

@@ -224,7 +224,7 @@ def _message(mode: str, speaker: str, text: str, when: float | None, role: str):
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from demos.needle_in_haystack import embedder_for, load_reader
+    from demos.haystack import embedder_for, load_reader
     from ocr_model.eval import char_precision
     from optimem import Memory
     from optimem.embed import HybridEmbedder

@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from demos.needle_in_haystack import default_pool
+    from demos.haystack import default_pool
     from ocr_model.reader import load
     from optimem import ForgettingPolicy, Memory
     from optimem.embed import HashingEmbedder

@@ -53,7 +53,7 @@ def conversation(n_turns: int, seed: int = 0) -> list[dict]:
     """Turns from the demo's packaged haystack text (chatterbot, fortunes, faker), repeated as needed."""
     import random
 
-    from demos.needle_in_haystack import default_pool
+    from demos.haystack import default_pool
 
     pool, _ = default_pool(seed)
     rng = random.Random(seed)
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> dict:
     secs["render"] = time.perf_counter() - t0
     reader = None
     if not args.no_model:
-        from demos.needle_in_haystack import load_reader
+        from demos.haystack import load_reader
 
         reader, res["model"] = load_reader(args.model, args.max_new_tokens, 4)
         print("encode / decode ...", file=sys.stderr)

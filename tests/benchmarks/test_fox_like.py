@@ -45,9 +45,9 @@ def test_sample_pages_fills_buckets_by_token_count(fox, corpus_dir):
 
 
 def test_fox_like_end_to_end_with_a_tiny_model(fox, corpus_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
-    import demos.needle_in_haystack as niah
+    import demos.haystack as haystack
 
-    monkeypatch.setattr(niah, "token_counter", lambda: ("chars/3", lambda t: list(range(len(t) // 3)), None))
+    monkeypatch.setattr(haystack, "token_counter", lambda: ("chars/3", lambda t: list(range(len(t) // 3)), None))
     out = tmp_path / "fox.json"
     res = fox.main(
         [
