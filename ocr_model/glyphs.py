@@ -128,18 +128,3 @@ def cell_log_probs(logits: torch.Tensor) -> torch.Tensor:
     out[table[owned]] = logits.float().log_softmax(-1)[owned]
     return out.view(pg.ROWS, pg.COLS, n_cls)
 
-
-def cell_topk(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """logits (g, g, S, classes) of one page -> the k most probable classes of every page cell, (ROWS * COLS,
-    k), and what it takes to score any other class exactly: the log-probabilities of every class per slot,
-    (g * g * S, classes), and each cell's slot, (ROWS * COLS,). The fast path of `cell_log_probs` (which
-    scatters every class of every cell): one log-sum-exp and one top-k over the logits."""
-    g, n_cls = logits.shape[0], logits.shape[-1]
-    table = torch.from_numpy(slot_table(g)).to(logits.device).reshape(-1)  # slot -> cell (or -1)
-    x = logits.float().reshape(-1, n_cls)  # (slots, classes)
-    top, idx = x.topk(k, dim=-1)  # sorted: top[:, :1] is the max
-    lse = top[:, :1] + (x - top[:, :1]).exp_().sum(-1, keepdim=True).log_()  # stable log-sum-exp
-    slot_of = torch.zeros(pg.ROWS * pg.COLS, dtype=torch.long, device=logits.device)
-    owned = table >= 0
-    slot_of[table[owned]] = torch.nonzero(owned).squeeze(-1)  # every cell has exactly one slot
-    return idx[slot_of], x.sub_(lse), slot_of

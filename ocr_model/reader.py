@@ -241,8 +241,9 @@ class OpticalReader:
         of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]}). With
         `rows`, only those rows of each page are classified (the others read blank). The whole batch goes
         through tensor ops (the device's), one per step; `exact_views` takes the per-page reference path."""
-        from ocr_model.glyphs import OTHER, slot_table
+        from ocr_model.glyphs import OTHER
         from ocr_model.page import COLS, ROWS
+        from ocr_model.page.glyphs import cell_slots
 
         if self.exact_views:
             return self._read_grid_reference(images, tier, views, encoded, rows)
@@ -256,10 +257,7 @@ class OpticalReader:
                 encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
             g = encoded[view]  # (B, h, w, D)
             head = self.glyph_heads[str(g.shape[1])]
-            table = torch.from_numpy(slot_table(g.shape[1])).reshape(-1)  # slot -> cell (or -1)
-            owned = table >= 0
-            slot_of = torch.zeros(ROWS * COLS, dtype=torch.long)
-            slot_of[table[owned]] = torch.nonzero(owned).squeeze(-1)  # every cell has exactly one slot
+            slot_of = torch.from_numpy(cell_slots(g.shape[1]))  # cell -> the one slot that owns it
             need, at = torch.unique(slot_of[sel], return_inverse=True)  # (m,) slots, (n,) cell -> index in need
             need = need.to(g.device)
             x = g.to(head.cls.weight.dtype)
@@ -349,9 +347,10 @@ class OpticalReader:
         return out
 
     def _combine_batch(self, views: list) -> tuple[Any, Any]:
-        """The fast path of `_combine` for a batch: the union of the views' top-k classes per cell, each scored
-        exactly in every view (gathered from the logits, never a full (cells, classes) table), plus one
-        column for the classes outside the candidates, log(1 - sum p) per view."""
+        """The views' cell evidence for a batch -> (candidate classes (B, n, M), weighted log p (B, n, M + 1)):
+        a weighted geometric mean of the views' distributions over the union of their top-k classes per
+        cell, each scored exactly in every view (gathered from the logits, never a full (cells, classes)
+        table), plus one column for the classes outside the candidates, log(1 - sum p) per view."""
         torch = self._torch
         n_cls = min(logits.shape[-1] for _, logits, _, _, _ in views)  # heads may differ in class count
         cand = torch.cat([idx[:, at] for _, _, _, idx, at in views], -1).clamp(max=n_cls - 1)  # (B, n, M)
@@ -373,74 +372,36 @@ class OpticalReader:
         self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
         rows: Sequence[Sequence[int] | None] | None = None,
     ) -> list[tuple[Reading, float]]:
-        """The readable reference of `_read_grid`: page by page, every class of every cell of every view
-        (`cell_log_probs`); rows not asked for are blanked after reading."""
-        from ocr_model.glyphs import OTHER, cell_log_probs, cell_topk
-        from ocr_model.page import COLS, ROWS, page_at_tier
-        from ocr_model.page.glyphs import group_of_classes
+        """The readable reference of `_read_grid` (`exact_views=True`): page by page, every class of every cell
+        of every view (`cell_log_probs`), combined as a weighted geometric mean (the same argmax as the
+        weighted sum, a confidence on one view's scale); rows not asked for are blanked after reading."""
+        from ocr_model.glyphs import OTHER, cell_log_probs
+        from ocr_model.page import COLS, ROWS
 
-        torch = self._torch
         total = sum(views.values())
         want = self._row_mask(len(images), rows)
-        per_view: list[list[tuple[Any, Any, float]]] = [[] for _ in images]  # per page: (log p, classes, weight)
+        per_view: list[list[tuple[Any, float]]] = [[] for _ in images]  # per page: (log p (cells, classes), weight)
         for view, weight in views.items():
             if view not in encoded:
-                ims = images if view == tier else [page_at_tier(im, view) for im in images]
-                encoded[view] = self._encode_grid(ims, view)
+                encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
             g = encoded[view]
             head = self.glyph_heads[str(g.shape[1])]
             logits = head(g.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
             for i, x in enumerate(logits):
-                if self.exact_views:  # reference path: every class of every view
-                    per_view[i].append((cell_log_probs(x).flatten(0, 1), None, weight / total))
-                else:
-                    idx, slot_lp, slot_of = cell_topk(x, min(self.top_k, x.shape[-1]))
-                    per_view[i].append(((slot_lp, slot_of), idx, weight / total))
+                per_view[i].append((cell_log_probs(x).flatten(0, 1), weight / total))
         out = []
         for views_i in per_view:
-            cand, score = self._combine(views_i)  # (cells, M) candidate classes and their combined log p
-            probs = score.softmax(-1)[:, : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
-            # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
-            # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
-            # choice stays the most probable class, then its shape (summing first would favour shapes of many
-            # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
-            group = torch.from_numpy(group_of_classes(int(cand.max()) + 1)).to(cand.device)[cand]  # (cells, M)
-            best = probs.argmax(-1, keepdim=True)
-            shape = group.gather(-1, best)  # (cells, 1)
+            n = min(lp.shape[-1] for lp, _ in views_i)  # heads may differ in class count
+            probs = sum(w * lp[:, :n] for lp, w in views_i).softmax(-1)  # (cells, n)
+            # classes drawn with identical pixels are one shape (see _read_grid)
+            group = self._group_table(n, probs.device)[:n].expand_as(probs)  # (cells, n)
+            shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (cells, 1)
             conf_t = (probs * (group == shape)).sum(-1)
             keep = want[len(out)].view(ROWS, COLS).to(shape.device)
             cls_t = shape.squeeze(-1).view(ROWS, COLS).masked_fill(~keep, 0)
             conf = conf_t.view(ROWS, COLS).masked_fill(~keep, 1.0).double().cpu().numpy()
             out += self._readings([cls_t.cpu().numpy()], [conf], OTHER)
         return out
-
-    def _combine(self, views: list) -> tuple[Any, Any]:
-        """The views' cell evidence -> (candidate classes (cells, M), weighted log p (cells, M)): a weighted
-        geometric mean of the views' distributions (the same argmax as the weighted sum, a confidence on one
-        view's scale). Fast path: the union of the views' top-k classes, each scored exactly in every view;
-        reference path (`exact_views`): all classes."""
-        torch = self._torch
-        if views[0][1] is None:  # reference: full distributions (heads may differ in class count)
-            n = min(lp.shape[-1] for lp, _, _ in views)
-            score = sum(w * lp[:, :n] for lp, _, w in views)
-            cand = torch.arange(n, device=score.device).expand_as(score)
-            return cand, torch.cat([score, torch.full_like(score[:, :1], -1e9)], -1)  # no rest: all classes
-        n = min(slot_lp.shape[-1] for (slot_lp, _), _, _ in views)  # heads may differ in class count
-        cand = torch.cat([idx for _, idx, _ in views], -1).clamp(max=n - 1)  # (cells, M)
-        score = torch.zeros(cand.shape, dtype=torch.float32, device=cand.device)
-        for (slot_lp, slot_of), _, w in views:
-            score += w * slot_lp[slot_of.unsqueeze(-1), cand]  # every candidate scored exactly in every view
-        # a class proposed by several views counts once
-        m = cand.shape[-1]
-        earlier = torch.ones(m, m, dtype=torch.bool, device=cand.device).tril(-1)  # [j, i]: i < j
-        dup = ((cand.unsqueeze(-1) == cand.unsqueeze(-2)) & earlier).any(-1)
-        # the classes outside the candidates, as one more column (never chosen, but in the normalisation): in
-        # each view their probability is what the candidates leave, log(1 - sum p)
-        rest = torch.zeros(cand.shape[0], 1, dtype=torch.float32, device=cand.device)
-        for (slot_lp, slot_of), _, w in views:
-            p_in = slot_lp[slot_of.unsqueeze(-1), cand].exp().masked_fill(dup, 0.0).sum(-1, keepdim=True)
-            rest += w * (1.0 - p_in).clamp(min=1e-12).log()
-        return cand, torch.cat([score.masked_fill(dup, -1e9), rest], -1)
 
     reads_rows = True  # read(..., rows=) classifies only the rows asked for (optimem reads one turn's rows)
 

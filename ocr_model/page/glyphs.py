@@ -26,7 +26,7 @@ from . import fonts
 from .geometry import CELL_H, CELL_W, COLS, MARGIN_X, MARGIN_Y, PAGE_SIZE, ROWS
 
 __all__ = ["EXTRA_CHARS", "ASCII_CLASSES", "OTHER", "WIDE_RIGHT", "S3_CLASSES", "classes", "n_classes",
-           "glyph_classes", "slot_table", "cells_text", "homoglyph_groups", "group_of_classes", "resolve_homoglyphs",
+           "glyph_classes", "slot_table", "cell_slots", "cells_text", "homoglyph_groups", "group_of_classes", "resolve_homoglyphs",
            "find_homoglyph_groups"]
 
 EXTRA_CHARS = (
@@ -100,6 +100,17 @@ def slot_table(grid: int) -> np.ndarray:
                 for b, c in enumerate(cs):
                     table[i, j, a * n_cols + b] = r * COLS + c
     return table
+
+
+@cache
+def cell_slots(grid: int) -> np.ndarray:
+    """int64 (ROWS * COLS,): the flat index (into the g * g * S slots of `slot_table(grid)`) of the one slot
+    that owns each page cell."""
+    table = slot_table(grid).reshape(-1)
+    out = np.zeros(ROWS * COLS, dtype=np.int64)
+    owned = np.nonzero(table >= 0)[0]
+    out[table[owned]] = owned
+    return out
 
 
 @cache

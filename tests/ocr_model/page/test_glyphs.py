@@ -149,3 +149,15 @@ def test_importing_the_page_format_does_not_import_torch():
             "print(bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cell_slots_invert_the_slot_table():
+    """cell_slots(g)[cell] is the one slot of slot_table(g) that owns the cell, at every grid."""
+    import numpy as np
+
+    from ocr_model.page import COLS, ROWS
+    from ocr_model.page.glyphs import cell_slots, slot_table
+
+    for g in (6, 8, 10, 16, 20):
+        table = slot_table(g).reshape(-1)
+        assert (table[cell_slots(g)] == np.arange(ROWS * COLS)).all()
