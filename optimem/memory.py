@@ -73,8 +73,7 @@ from optimem.messages import message_to_turn
 from optimem.multimodal import ImageContext, image_part, image_tokens
 from optimem.multimodal import check as check_provider
 from optimem.pageout import TurnCheck, char_precision, draw_verified, read_turn_texts, unescape_for
-from optimem.reader import Reading
-from optimem.reader import PageReader
+from optimem.reader import PageReader, Reading
 from ocr_model.page import COLS, ROWS, TIERS, Layout, Turn, cells_used, page_at_tier, render_turns
 from ocr_model.page.codec import LEVELS, PAGE_LEVELS, as_stored, png_bytes, redact
 from optimem.retrieval import (
@@ -615,8 +614,7 @@ class Memory:
             # whole pages from their reading, so with it on pages are read whole
             rows_ok = bool(getattr(self._reader, "reads_rows", False)) and not self.reconsolidate
             for tier, pages in todo.items():
-                pages = [p for p in pages if not (
-                    (p.id, p.file) in self._cache and self._cache[(p.id, p.file)].has(wanted[(p.id, p.file)]))]
+                pages = [p for p in pages if not ((c := self._cache.get((p.id, p.file))) and c.has(wanted[(p.id, p.file)]))]
                 readable, images, layouts, rows = [], [], [], []
                 for p in pages:
                     try:
@@ -917,22 +915,27 @@ class Memory:
     def _fade(self, jobs: Sequence[tuple[PageRecord, Image.Image, Image.Image, str]], moved: dict[str, int]) -> None:
         """Write each page at its target tier; with verification, the pages are first read before and after
         the step in batches (one reader call per tier: a GPU reader reads them together) and re-checked."""
-        before: dict[int, Reading] = {}
-        after: dict[int, Reading] = {}
+        before: list[Reading] = []
+        after: list[Reading] = []
         if self.verify and jobs:
-            for tiers_of, images, into in ((lambda j: j[0].tier, lambda j: j[1], before),
-                                           (lambda j: j[3], lambda j: j[2], after)):
-                groups: dict[str, list[int]] = {}
-                for k, j in enumerate(jobs):
-                    groups.setdefault(tiers_of(j), []).append(k)
-                for tier, ks in groups.items():
-                    for k, r in zip(ks, self._reader.read([images(jobs[k]) for k in ks], tier)):
-                        into[k] = r
+            before = self._read_by_tier([(image, page.tier) for page, image, _, _ in jobs])
+            after = self._read_by_tier([(faded, target) for _, _, faded, target in jobs])
         for k, (page, _image, faded, target) in enumerate(jobs):
             layout = self._recheck(page, before[k], after[k], target) if self.verify else page.layout
             self._archive.replace_page(page.id, png_bytes(faded, self.page_levels), tier=target, layout=layout)
             key = f"{page.tier}->{target}"
             moved[key] = moved.get(key, 0) + 1
+
+    def _read_by_tier(self, items: Sequence[tuple[Image.Image, str]]) -> list[Reading]:
+        """Readings of (image, tier) pairs, in order, with one reader call per tier."""
+        out: list[Reading | None] = [None] * len(items)
+        by_tier: dict[str, list[int]] = {}
+        for k, (_, tier) in enumerate(items):
+            by_tier.setdefault(tier, []).append(k)
+        for tier, ks in by_tier.items():
+            for k, r in zip(ks, self._reader.read([items[k][0] for k in ks], tier)):
+                out[k] = r
+        return out
 
     def _recheck(self, page: PageRecord, before: Reading, after: Reading, target: str) -> str:
         """A page's readings before and after a fading step -> its new stored JSON: each turn's check
