@@ -11,9 +11,14 @@ cold) for four readers side by side, on the same queries:
     page+views    whole pages (the reader without `reads_rows`), default views: the path before rows
     rows+own      only the rows, each page read from its own tier's visual tokens (views={})
     page+own      whole pages, own view
+    kept:first    rows+views with the token cache on (Memory's default, token_cache=True): the first recall
+                  of each page encodes it and keeps its grids (this store was built unverified, so none were
+                  kept at page-out; a verified page-out keeps them then)
+    kept          the same queries again: every page read from its kept grids (glyph heads only)
 
-Reported per tier and reader: recall latency p50 / p95 (seconds) and the recalled turns' read-back
-(exact share and mean character precision against the text that was added). Nothing is asserted.
+The four first readers run with token_cache=False. Reported per tier and reader: recall latency p50 / p95
+(seconds) and the recalled turns' read-back (exact share and mean character precision against the text
+that was added), and the token cache's bytes on disk per page. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def main(argv=None) -> None:
     ap.add_argument("--tiers", default="base,small,tiny", help="tiers to fade the store to, in order")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modes", default=None, help="comma-separated readers to time (default: all six)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -70,7 +76,7 @@ def main(argv=None) -> None:
     results: dict = {"machine": os.cpu_count(), "turns": len(turns), "k": args.k, "tiers": {}}
     with tempfile.TemporaryDirectory() as tmp:
         m = Memory(Path(tmp) / "s", model=reader, embedder=HashingEmbedder(512), verify=False, keep_recent=0,
-                   cache_pages=0, working_tokens=200, policy=policy, auto_consolidate=False)
+                   cache_pages=0, working_tokens=200, policy=policy, auto_consolidate=False, token_cache=False)
         ids = m.add_many(turns)
         truth = dict(zip(ids, texts))
         queries = [texts[i] for i in range(0, len(texts), max(1, len(texts) // args.queries))][: args.queries]
@@ -82,12 +88,16 @@ def main(argv=None) -> None:
             tiers = [m.get(t, decode=False).tier for t in ids]
             share = sum(x == tier for x in tiers) / len(tiers)
             row = {"share_at_tier": round(share, 3)}
-            for name, rows, views in (("rows+views", True, None), ("page+views", False, None),
-                                      ("rows+own", True, {}), ("page+own", False, {})):
+            for name, rows, views, kept in (("rows+views", True, None, False), ("page+views", False, None, False),
+                                            ("rows+own", True, {}, False), ("page+own", False, {}, False),
+                                            ("kept:first", True, None, True), ("kept", True, None, True)):
+                if args.modes and name not in args.modes.split(","):
+                    continue
                 from ocr_model.reader import DEFAULT_VIEWS
 
                 reader.views = dict(DEFAULT_VIEWS if views is None else views)
                 type(reader).reads_rows = rows
+                m.token_cache = kept
                 lat, exact, prec = [], [], []
                 for q in queries:
                     t0 = time.perf_counter()
@@ -103,6 +113,10 @@ def main(argv=None) -> None:
                 row[name] = {"p50_s": round(statistics.median(lat), 3), "p95_s": round(lat[int(0.95 * (len(lat) - 1))], 3),
                              "turns_read": len(exact), "exact": round(sum(exact) / max(1, len(exact)), 4),
                              "precision": round(sum(prec) / max(1, len(prec)), 5)}
+                if kept:
+                    files = list((Path(tmp) / "s" / "tokens").rglob("*.npz"))
+                    row[name]["kept_pages"] = len(files)
+                    row[name]["kb_per_page"] = round(sum(f.stat().st_size for f in files) / max(1, len(files)) / 1024, 1)
                 print(tier, f"({share:.0%} of turns)", name, row[name], flush=True)
             type(reader).reads_rows = True
             results["tiers"][tier] = row

@@ -6,6 +6,7 @@
     load(dir=None, **kw)                 the one loader (the shipped model by default), used by optimem, the
                                          evaluation, the demo and the benchmarks
     load_calibration(dir), turn_score    the per-tier confidence curves shipped beside a checkpoint
+    weights_fingerprint(dir)             what token grids read with a checkpoint are keyed by
     shipped_model_dir()                  the model shipped in ocr_model/weights/<name>/, or None
     Reading                              the text read from one page, its confidence, and per-cell confidences
 
@@ -35,6 +36,11 @@ sees the whole page; other rows read blank). The grid readout runs a whole batch
 model's device: logits of the needed slots, top-k, the views' combination gathered from the logits, the
 homoglyph shapes; then per page on the host: the word-script vote, the text, the token counts (one batch).
 
+Kept token grids: `read(images, tier, tokens=[{view: (h, w, D) float16 array}, ...])`, one dict per image,
+reuses the grids a caller kept for a view when every image of a batch has it, and adds to each dict the grids
+it had to encode (float16, host memory). optimem keeps them on disk beside the page (its token cache), so a
+recall runs only the glyph heads. `fingerprint` names the weights the grids came from (None: not known).
+
 Confidence of a reading = exp(mean log p): over the drawn cells for `grid` (the probability of each cell's
 chosen class under the views' weighted geometric mean; `Reading.cells` keeps it per cell, so a caller can
 score one turn's own cells), over the generated tokens for `decoder` (taken before the n-gram ban). A
@@ -58,7 +64,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["CALIBRATION_FILE", "DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "load", "load_calibration",
-           "shipped_model_dir", "turn_score"]
+           "shipped_model_dir", "turn_score", "weights_fingerprint"]
 
 
 class ReaderError(ValueError):
@@ -94,6 +100,20 @@ READ_MODES = ("auto", "grid", "decoder")
 DEFAULT_VIEWS = {"base": 0.5, "small": 1.0, "tiny": 0.5}  # besides the page's own tier, at weight 1
 CALIBRATION_FILE = "calibration.json"  # beside a checkpoint: {"curves": {tier: {"score", "a", "b"}}}
 SCORES = ("mean", "prod", "min")
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """16 hex digits of SHA-256 over a checkpoint directory's *.safetensors and config.json (names and bytes):
+    what token grids kept from its reads are keyed by (imports no torch)."""
+    import hashlib
+
+    d, h = Path(path), hashlib.sha256()
+    for f in sorted(d.glob("*.safetensors")) + [d / "config.json"]:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def turn_score(probs: np.ndarray, score: str) -> float:
@@ -171,6 +191,8 @@ class OpticalReader:
         self.calibration = dict(calibration or {})  # tier -> logistic curve over a turn's cells (turn_confidence)
         self._torch = torch
         self._lock = threading.Lock()  # one forward pass at a time: torch modules are not re-entrant
+        self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
+        self._fingerprint: str | None = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str = "cpu", **kw: Any) -> OpticalReader:
@@ -181,7 +203,17 @@ class OpticalReader:
         model, tok = load_pretrained(path, device=device)
         heads = load_glyph_heads(path, model.cfg.decoder.dim)
         kw.setdefault("calibration", load_calibration(path))
-        return cls(model, tok, glyph_heads=heads, name=kw.pop("name", Path(path).name), **kw)
+        reader = cls(model, tok, glyph_heads=heads, name=kw.pop("name", Path(path).name), **kw)
+        reader._source = Path(path)
+        return reader
+
+    @property
+    def fingerprint(self) -> str | None:
+        """16 hex digits of SHA-256 over the checkpoint's weight and config files: token grids kept from
+        one checkpoint are never read with another. None for a reader not loaded from a directory."""
+        if self._fingerprint is None and self._source is not None:
+            self._fingerprint = weights_fingerprint(self._source)
+        return self._fingerprint
 
     def turn_confidence(self, probs: np.ndarray, tier: str) -> float:
         """The confidence of a turn read from cells with these probabilities (a grid reading's `cells` over
@@ -404,21 +436,32 @@ class OpticalReader:
         return out
 
     reads_rows = True  # read(..., rows=) classifies only the rows asked for (optimem reads one turn's rows)
+    reads_tokens = True  # read(..., tokens=) reuses and hands back token grids (optimem's token cache)
 
     def read(self, images: Sequence[Image.Image], tier: str, *,
-             rows: Sequence[Sequence[int] | None] | None = None) -> list[Reading]:
+             rows: Sequence[Sequence[int] | None] | None = None,
+             tokens: Sequence[dict[str, np.ndarray]] | None = None) -> list[Reading]:
         """One Reading per page image (each already at `tier`'s size). `rows`, one entry per image (row
         indices, or None for the whole page), limits a grid reading to those rows: the other rows read blank
         and do not count in the confidence; the encoder still sees the whole page. Decoder readings (no head
-        for the tier, or too many unknown cells) always read the whole page."""
+        for the tier, or too many unknown cells) always read the whole page. `tokens`, one dict per image
+        ({view tier: (h, w, D) grid} from an earlier read of the same image by the same weights), skips the
+        encoder for a view that every image of a batch has, and gets the grids encoded here added."""
         if rows is not None and len(rows) != len(images):
             raise ValueError(f"rows gives one entry per image (row indices, or None for the whole page); got "
                              f"{len(rows)} for {len(images)} images")
+        if tokens is not None and len(tokens) != len(images):
+            raise ValueError(f"tokens gives one dict per image ({{view tier: token grid}}, empty for none); got "
+                             f"{len(tokens)} for {len(images)} images")
         out: list[Reading] = []
         with self._lock, self._torch.inference_mode():
             for s in range(0, len(images), self.batch_size):
                 chunk = images[s : s + self.batch_size]
                 encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
+                kept = None if tokens is None else tokens[s : s + self.batch_size]
+                if kept is not None:
+                    encoded.update(self._kept_grids(kept))
+                    given = set(encoded)
                 readings: list[Reading | None] = [None] * len(chunk)
                 views = self.grid_views(tier) if self.mode != "decoder" else {}
                 if self.mode == "grid" and not views:
@@ -442,6 +485,24 @@ class OpticalReader:
                         conf = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
                         readings[i] = Reading(self.tokenizer.decode(ids), conf, bool(g.eos), len(ids))
                 out.extend(r for r in readings if r is not None)
+                if kept is not None:  # hand back what was encoded here: float16 on the host, per image
+                    for view in set(encoded) - given:
+                        grids = encoded[view].to(self._torch.float16).cpu().numpy()  # (b, h, w, D)
+                        for d, g in zip(kept, grids):
+                            d[view] = g
+        return out
+
+    def _kept_grids(self, kept: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
+        """{view: (b, h, w, D) tensor in the model's dtype} for each view that every dict of `kept` has."""
+        torch = self._torch
+        dtype = self.model.sam_model.patch_embed.proj.weight.dtype
+        out = {}
+        for view in set.intersection(*(set(d) for d in kept)) if kept else ():
+            grids = [np.asarray(d[view]) for d in kept]
+            if len({g.shape for g in grids}) != 1 or grids[0].ndim != 3:
+                raise ValueError(f"tokens[{view!r}]: every kept grid must be one (h, w, D) array of the same shape; "
+                                 f"got {sorted({g.shape for g in grids})}")
+            out[view] = torch.from_numpy(np.stack(grids)).to(self.model.device, dtype)  # (b, h, w, D)
         return out
 
     def count_tokens(self, text: str) -> int:

@@ -32,6 +32,7 @@ class LazyReader:
     Attributes of the loaded reader (grids, grid_views, views, mode, ...) are reached through it, loading it."""
 
     reads_rows = True  # the loaded OpticalReader reads some rows of a page when asked (read(..., rows=))
+    reads_tokens = True  # ... and reuses kept token grids (read(..., tokens=))
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         from tokenizers import Tokenizer
@@ -41,6 +42,7 @@ class LazyReader:
         self._tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self._tokenizer.encode_special_tokens = True  # as ocr_model.tokenizer does: text is text
         self._reader: PageReader | None = None
+        self._fingerprint: str | None = None
         self._load_lock = threading.Lock()
 
     @property
@@ -55,10 +57,18 @@ class LazyReader:
                 self._reader = load_reader(self.path, device=self.device)
             return self._reader
 
-    def read(self, images: Sequence[Image.Image], tier: str, *, rows: Any = None) -> list[Reading]:
-        if rows is None:
-            return self.load().read(images, tier)
-        return self.load().read(images, tier, rows=rows)
+    @property
+    def fingerprint(self) -> str:
+        """What token grids read with this checkpoint are keyed by (hashes its files; loads no model)."""
+        if self._fingerprint is None:
+            from ocr_model.reader import weights_fingerprint
+
+            self._fingerprint = weights_fingerprint(self.path)
+        return self._fingerprint
+
+    def read(self, images: Sequence[Image.Image], tier: str, *, rows: Any = None, tokens: Any = None) -> list[Reading]:
+        kw = {k: v for k, v in (("rows", rows), ("tokens", tokens)) if v is not None}
+        return self.load().read(images, tier, **kw)
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)

@@ -225,6 +225,10 @@ class Memory:
         the rest of the conversation out of working memory).
     device: where a model loaded from a directory (or the shipped one) runs: "cpu" (default), "cuda",
         "cuda:1", ... (a reader or (model, tokenizer) passed in stays where it is).
+    token_cache: keep the visual-token grids the model encodes from each page on disk, beside the page
+        (<store>/tokens/; optimem.store.tokens), so a later read of the page runs only the glyph heads, not
+        the encoder. ~322 KB per page (float16, three views), deleted with the page; a cache keyed by the
+        page's SHA-256 and the model's weights, never the record. False: every read encodes the page.
     """
 
     def __init__(
@@ -246,6 +250,7 @@ class Memory:
         verify: bool = True,
         keep_recent: int = 4,
         device: str = "cpu",
+        token_cache: bool = True,
     ) -> None:
         if not isinstance(working_tokens, int) or working_tokens < 1:
             raise InvalidInputError(f"working_tokens must be a positive int, got {working_tokens!r}")
@@ -270,6 +275,7 @@ class Memory:
         self.verify, self.keep_recent = bool(verify), keep_recent
         self._unarchivable: set[int] = set()
         self.auto_consolidate, self.reconsolidate = auto_consolidate, reconsolidate
+        self.token_cache = bool(token_cache)
         if not isinstance(device, str) or not device.split(":")[0] in ("cpu", "cuda", "mps"):
             raise InvalidInputError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
         self._reader = lazy_reader(model, device=device)  # the model itself loads on the first page read
@@ -447,8 +453,9 @@ class Memory:
                 turns = [t for t in turns if t.id not in last_only]
         del plain
         tier = self.policy.top_tier
+        fp = self._token_fingerprint() if self.verify else None
         drawn = draw_verified(turns, self._reader, first_turn_number=out[0].seq, tier=tier, levels=self.page_levels,
-                              verify=self.verify, render=render_turns)
+                              verify=self.verify, render=render_turns, keep_tokens=fp is not None)
         payload = []
         for page in drawn.pages:
             ids = list(dict.fromkeys(s.turn_id for s in page.layout.segments))
@@ -456,7 +463,10 @@ class Memory:
                                    _page_json(page.layout, drawn.checks), tuple(ids)))
         del turns, out, drawn.pages  # the text leaves RAM with them (as far as Python lets us)
         if payload:
-            self._archive.page_out(payload, tier=tier)
+            ids = self._archive.page_out(payload, tier=tier)
+            if fp is not None:  # the grids verification read each page from: its first recall needs no encoder
+                for rec, grids in zip(self._archive.pages_by_id(ids), drawn.tokens):
+                    self._archive.keep_tokens(rec, fp, grids)
         # turns no drawing reads back exactly stay verbatim (and are not tried again in this session)
         self._unarchivable.update(drawn.verbatim)
         if self.auto_consolidate:
@@ -629,8 +639,8 @@ class Memory:
                     rows.append(layouts[-1].rows_of(ask) if rows_ok and ask < on_page else None)
                 if not images:
                     continue
-                readings = (self._reader.read(images, tier, rows=rows) if rows_ok and any(r is not None for r in rows)
-                            else self._reader.read(images, tier))
+                readings = self._read(images, tier, rows=rows if rows_ok and any(r is not None for r in rows) else None,
+                                      pages=readable)
                 for p, layout, r, reading in zip(readable, layouts, rows, readings):
                     texts, confs = read_turn_texts([reading], [layout], self._reader, tier)
                     asked = None if r is None else frozenset(wanted[(p.id, p.file)])
@@ -917,25 +927,71 @@ class Memory:
         the step in batches (one reader call per tier: a GPU reader reads them together) and re-checked."""
         before: list[Reading] = []
         after: list[Reading] = []
+        grids: list[dict] = [{} for _ in jobs]
         if self.verify and jobs:
-            before = self._read_by_tier([(image, page.tier) for page, image, _, _ in jobs])
-            after = self._read_by_tier([(faded, target) for _, _, faded, target in jobs])
+            before, _ = self._read_by_tier([(image, page.tier, page) for page, image, _, _ in jobs], keep=False)
+            after, grids = self._read_by_tier([(faded, target, None) for _, _, faded, target in jobs])
         for k, (page, _image, faded, target) in enumerate(jobs):
             layout = self._recheck(page, before[k], after[k], target) if self.verify else page.layout
             self._archive.replace_page(page.id, png_bytes(faded, self.page_levels), tier=target, layout=layout)
             key = f"{page.tier}->{target}"
             moved[key] = moved.get(key, 0) + 1
+        fp = self._token_fingerprint() if any(grids) else None
+        if fp is not None:  # the faded images' grids, read for the re-check: kept for their next read
+            for rec, g in zip(self._archive.pages_by_id([page.id for page, *_ in jobs]), grids):
+                self._archive.keep_tokens(rec, fp, g)
 
-    def _read_by_tier(self, items: Sequence[tuple[Image.Image, str]]) -> list[Reading]:
-        """Readings of (image, tier) pairs, in order, with one reader call per tier."""
+    def _read_by_tier(self, items: Sequence[tuple[Image.Image, str, PageRecord | None]],
+                      keep: bool = True) -> tuple[list[Reading], list[dict]]:
+        """Readings of (image, tier, stored page or None) triples, in order, one reader call per tier, and the
+        token grids each was read from ({} without the token cache); keep=False: grids encoded here are not
+        kept for the stored pages (they are about to be replaced)."""
         out: list[Reading | None] = [None] * len(items)
+        grids: list[dict] = [{} for _ in items]
         by_tier: dict[str, list[int]] = {}
-        for k, (_, tier) in enumerate(items):
+        for k, (_, tier, _) in enumerate(items):
             by_tier.setdefault(tier, []).append(k)
         for tier, ks in by_tier.items():
-            for k, r in zip(ks, self._reader.read([items[k][0] for k in ks], tier)):
-                out[k] = r
-        return out
+            pages = [items[k][2] for k in ks]
+            readings, kept = self._read([items[k][0] for k in ks], tier, pages=pages, with_tokens=True, keep=keep)
+            for k, r, g in zip(ks, readings, kept):
+                out[k], grids[k] = r, g
+        return out, grids
+
+    def _token_fingerprint(self) -> str | None:
+        """The reader's weights fingerprint when the token cache is on and the reader takes kept grids."""
+        if not self.token_cache or not getattr(self._reader, "reads_tokens", False):
+            return None
+        return getattr(self._reader, "fingerprint", None)
+
+    def _read(self, images: Sequence[Image.Image], tier: str, *, rows: Sequence | None = None,
+              pages: Sequence[PageRecord | None] | None = None, with_tokens: bool = False, keep: bool = True) -> Any:
+        """The reader's readings of `images` at `tier` (only `rows` of each, when given), through the token
+        cache: grids kept for `pages` (the stored page each image is, or None) are reused, and what is
+        encoded here is kept for them. with_tokens: also return each image's grids (list of dicts)."""
+        fp = self._token_fingerprint()
+        n = len(images)
+        if fp is None:
+            readings = self._reader.read(images, tier, rows=rows) if rows is not None else self._reader.read(images, tier)
+            return (readings, [{} for _ in images]) if with_tokens else readings
+        pages = list(pages) if pages is not None else [None] * n
+        kept = [self._archive.page_tokens(p, fp) if p is not None else {} for p in pages]
+        had = [len(g) for g in kept]
+        out: list[Reading | None] = [None] * n
+        # pages with kept grids and pages without go in separate calls: a batch skips the encoder for a view
+        # only when every page of it has that view's grids
+        for group in ([i for i in range(n) if had[i]], [i for i in range(n) if not had[i]]):
+            if not group:
+                continue
+            kw: dict[str, Any] = {"tokens": [kept[i] for i in group]}
+            if rows is not None:
+                kw["rows"] = [rows[i] for i in group]
+            for i, r in zip(group, self._reader.read([images[i] for i in group], tier, **kw)):
+                out[i] = r
+        for p, g, h in zip(pages, kept, had):
+            if keep and p is not None and len(g) > h:
+                self._archive.keep_tokens(p, fp, g)
+        return (out, kept) if with_tokens else out
 
     def _recheck(self, page: PageRecord, before: Reading, after: Reading, target: str) -> str:
         """A page's readings before and after a fading step -> its new stored JSON: each turn's check

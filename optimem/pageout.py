@@ -23,7 +23,7 @@ import difflib
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class Drawn:
     checks: dict[int, TurnCheck]   # turn id -> check (every turn on the pages)
     verbatim: list[int]            # turn ids that no form read back exactly: not on the pages
     reads: int                     # pages read to verify
+    tokens: list[dict] = field(default_factory=list)  # per page: the token grids its last reading encoded ({} none)
 
 
 def char_precision(ref: str, hyp: str) -> float:
@@ -138,9 +139,10 @@ def _geo(xs: list[float]) -> float:
 
 
 def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier: str, levels: int,
-                  verify: bool = True, render=render_turns) -> Drawn:
+                  verify: bool = True, render=render_turns, keep_tokens: bool = False) -> Drawn:
     """Draw `turns` (each with an id) on pages with `render`; with `verify`, read every page back at `tier`
-    as stored (`levels` greys) and redraw the turns that do not read back exactly in the next form."""
+    as stored (`levels` greys) and redraw the turns that do not read back exactly in the next form.
+    keep_tokens (a reader with `reads_tokens`): Drawn.tokens holds the token grids each page was read from."""
     form = {t.id: "plain" for t in turns}
     misread: dict[int, set[str]] = {t.id: set() for t in turns}
     for t in turns:  # a plain drawing that cannot show the text one for one starts escaped
@@ -149,6 +151,7 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
     verbatim: list[int] = []
     reads = 0
     seen: dict[bytes, object] = {}  # stored image digest -> its reading: a page a redraw left as it was is not read again
+    grids: dict[bytes, dict] = {}  # stored image digest -> the token grids it was read from (keep_tokens)
     while True:
         live = [t for t in turns if t.id not in verbatim]
         drawn = [Turn(t.role, _draw(t.text, form[t.id], misread[t.id]), t.timestamp, t.id) for t in live]
@@ -160,7 +163,8 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
         stored = [as_stored(p.image, tier, levels) for p in pages]
         keys = [hashlib.sha1(im.tobytes()).digest() for im in stored]
         todo = [k for k in range(len(pages)) if keys[k] not in seen]
-        for k, r in zip(todo, reader.read([stored[k] for k in todo], tier) if todo else []):
+        kw = {"tokens": [grids.setdefault(keys[k], {}) for k in todo]} if keep_tokens and todo else {}
+        for k, r in zip(todo, reader.read([stored[k] for k in todo], tier, **kw) if todo else []):
             seen[keys[k]] = r
         readings = [seen[k] for k in keys]
         reads += len(todo)
@@ -176,7 +180,7 @@ def draw_verified(turns: Sequence[Turn], reader, *, first_turn_number: int, tier
                 failed.append(t.id)
                 misread[t.id] |= _misread(t.text, got)
         if not failed:
-            return Drawn(pages, checks, verbatim, reads)
+            return Drawn(pages, checks, verbatim, reads, [grids.get(k, {}) for k in keys])
         for tid in failed:
             nxt = FORMS.index(form[tid]) + 1
             if nxt < len(FORMS):

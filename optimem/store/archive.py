@@ -11,6 +11,8 @@ hostile copies.
                              rebuilt from the vectors when missing, stale or not matching)
       pages/<ns>-<h>/<uuid>.png   page images at their current tier; <h> = 8 hex digits of SHA-256(ns), so
                              namespaces that differ only in case get different folders on any filesystem
+      tokens/<ns>-<h>/<uuid>.<fp>.npz   visual-token grids a reader encoded from a page (a cache, keyed by
+                             the page's SHA-256 and the reader's weights: optimem.store.tokens)
       quarantine/<time>/     files `optimem check --repair` moved out of the way (never deleted)
 
 Raw text lives only in the `working` table, for turns that are still verbatim. Paging a turn out deletes
@@ -90,6 +92,7 @@ from optimem.store.records import (
     SearchHit,
     TurnRecord,
 )
+from optimem.store import tokens
 from optimem.store.schema import get_meta
 from optimem.store.vectors import HNSW_THRESHOLD, VectorIndex
 
@@ -503,7 +506,9 @@ class Archive:
             raise
 
     def _drop_files(self, names: Sequence[str]) -> None:
-        """After the commit that moved `names` to dead_files: delete them (only inside the store)."""
+        """After the commit that moved `names` to dead_files: delete them (only inside the store), and the
+        token grids kept for them."""
+        tokens.drop(self.path, names)
         for name in names:
             try:
                 confine(self.path, name).unlink(missing_ok=True)
@@ -583,6 +588,15 @@ class Archive:
             )
 
     @_guard("reading pages")
+    def pages_by_id(self, page_ids: Sequence[int]) -> list[PageRecord]:
+        """These pages of the namespace (those that exist), oldest first."""
+        ids = [int(i) for i in page_ids]
+        if not ids:
+            return []
+        with self._mutex:
+            return self._page_rows(f"AND p.id IN ({','.join('?' * len(ids))})", tuple(ids))
+
+    @_guard("reading pages")
     def pages(self) -> list[PageRecord]:
         """All pages of the namespace, oldest first."""
         with self._mutex:
@@ -611,6 +625,18 @@ class Archive:
                     f"{what} does not match the SHA-256 recorded when it was written (truncated, altered or swapped "
                     f"with another file): {fix}", page_id=page.id, turn_ids=page.turn_ids)
             return data
+
+    def page_tokens(self, page: PageRecord, fingerprint: str | None) -> dict[str, np.ndarray]:
+        """The token grids kept for this page's current image by a reader with these weights ({} if none)."""
+        return tokens.load(self.path, page.file, page.sha256, fingerprint)
+
+    def keep_tokens(self, page: PageRecord, fingerprint: str | None, grids: Mapping[str, np.ndarray]) -> bool:
+        """Keep a reader's token grids of this page's current image (best effort; never in a read-only
+        archive). True if written."""
+        if self.read_only or self.closed:
+            return False
+        with self._mutex:
+            return tokens.save(self.path, page.file, page.sha256, fingerprint, grids)
 
     @_guard("replacing a page")
     def replace_page(

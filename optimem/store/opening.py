@@ -4,7 +4,8 @@
                        create the store if it has no manifest (database first, manifest last), check the
                        database's identity, prepare it for writing, upgrade format 1, checkpoint, sweep
   open_reader(a)       manifest and identity only; on read-only media reads the database immutably
-  sweep(a)             deletes only the files pending_files / dead_files prove are garbage, and temp files
+  sweep(a)             deletes only the files pending_files / dead_files prove are garbage, temp files, and
+                       kept token grids of pages that no longer exist
 
 The functions fill in the Archive `a` that optimem.store.archive.Archive.open made (its connection, lock
 and schema version); on error the caller releases what was taken.
@@ -34,6 +35,7 @@ from optimem.store.files import (
     sha256,
     write_manifest,
 )
+from optimem.store import tokens
 from optimem.store.schema import (
     connect,
     get_meta,
@@ -208,6 +210,7 @@ def sweep(a: Archive) -> None:
         with a._tx():
             db.execute("DELETE FROM pending_files")
             db.execute("DELETE FROM dead_files")
+    tokens.sweep(a.path, [r[0] for r in db.execute("SELECT file FROM pages")])
     for d in (a.path, a.path / "index", *page_dirs(a)):
         if d.is_dir() and not d.is_symlink():
             for f in d.iterdir():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -510,3 +512,68 @@ def test_a_reader_that_reads_rows_is_asked_only_for_the_rows_of_the_turns_recall
     asked.clear()
     m.get(archived[0])
     assert asked == [None] * len(asked) and asked
+
+
+def test_token_cache_keeps_the_grids_a_page_was_read_from_and_drops_them_with_it(make_memory, oracle, conversation):
+    """A reader with reads_tokens gets, for a stored page, the grids kept from an earlier read of that very
+    image (never of an older image of the page), the grids verification encoded are kept at page-out, a
+    faded page's new image gets its own, and forgetting a page deletes its file; token_cache=False keeps
+    none."""
+    from optimem.store import tokens as token_files
+
+    def digest(image):
+        return np.frombuffer(hashlib.sha1(image.tobytes()).digest()[:8], np.uint8).reshape(2, 2, 2).astype(np.float16)
+
+    given = []
+    OracleRead = oracle.read
+
+    def read(images, tier, rows=None, tokens=None):
+        for image, kept in zip(images, tokens if tokens is not None else [{}] * len(images)):
+            if tier in kept:  # a kept grid must be the one encoded from this very image
+                assert np.array_equal(kept[tier], digest(image))
+                given.append(tier)
+            else:
+                kept[tier] = digest(image)
+        return OracleRead(images, tier)
+
+    oracle.read, oracle.reads_tokens, oracle.fingerprint = read, True, "00112233aabbccdd"
+    m = make_memory(working_tokens=300, policy=ForgettingPolicy(initial_strength=5), auto_consolidate=False)
+    conv = conversation(30)
+    ids = m.add_many(conv)
+    kept = lambda: sorted(p.name.split(".")[0] for p in (m.path / token_files.TOKENS).rglob("*.npz"))  # noqa: E731
+    stems = lambda: sorted(Path(p.file).stem for p in m._archive.pages())  # noqa: E731
+    assert m._archive.pages() and kept() == stems()  # kept at page-out: the grids verification read
+    archived = [t for t in ids if m.get(t, decode=False).tier != "verbatim"]
+    assert len(archived) >= 6
+    given.clear()
+    assert m.get(archived[0]).text == conv[ids.index(archived[0])]["content"]
+    assert given  # the recall read kept grids: no encoding
+    old = {p.id: p.file for p in m._archive.pages()}
+    m.consolidate(now=m._archive.clock() + 12)  # every page fades one or two tiers: new images
+    new = {p.id: p.file for p in m._archive.pages()}
+    assert new and all(new[i] != old[i] for i in new)
+    assert kept() == stems()  # the old images' grids went with them; the faded ones were kept
+    m._cache.clear()
+    given.clear()
+    for t in archived:
+        assert m.get(t).text == conv[ids.index(t)]["content"]
+    assert given
+    m.forget(archived[: len(archived) // 2])
+    assert kept() and set(kept()) <= set(stems())  # deleted and redacted pages' grids went with their images
+
+
+def test_no_token_cache_when_turned_off(make_memory, oracle, conversation):
+    from optimem.store import tokens as token_files
+
+    calls = []
+
+    def read(images, tier, rows=None, tokens=None):
+        calls.append(tokens)
+        return OracleRead(images, tier)
+
+    OracleRead = oracle.read
+    oracle.read, oracle.reads_tokens, oracle.fingerprint = read, True, "00112233aabbccdd"
+    m = make_memory(working_tokens=300, token_cache=False)
+    m.add_many(conversation(30))
+    assert m._archive.pages() and calls and all(c is None for c in calls)
+    assert not (m.path / token_files.TOKENS).exists()

@@ -283,3 +283,40 @@ def test_turn_confidence_is_the_calibrated_probability_of_an_exact_turn(tiny_mod
     (d / "calibration.json").write_text(json.dumps({"curves": {"tiny": {"score": "median", "a": 1, "b": 0}}}))
     with pytest.raises(ValueError, match="confidence.py --fit"):
         load_calibration(d)
+
+
+def test_kept_token_grids_read_like_the_encoder_and_skip_it(tiny_model_dir, tmp_path, monkeypatch):
+    """read(..., tokens=[{}]) hands back each view's grids; reading again from them calls no encoder and
+    gives the same text; the fingerprint names the weights (the same for the lazy reader, which loads nothing)."""
+    import shutil
+
+    from ocr_model.reader import weights_fingerprint
+    from optimem.lazy_reader import LazyReader
+
+    d = tmp_path / "with-heads"
+    shutil.copytree(tiny_model_dir, d)
+    model, _ = load_pretrained(d)
+    torch.manual_seed(1)
+    glyphs.save_glyph_heads(glyphs.make_glyph_heads(model.cfg.decoder.dim, [16, 10, 8]), d)
+    before = weights_fingerprint(tiny_model_dir)
+    reader = OpticalReader.from_pretrained(d, mode="grid")
+    page = pg.render_turns([pg.Turn("user", "kept grids read like fresh ones " * 8)])[0]
+    img = pg.page_at_tier(page.image, "small")
+    kept = [{}]
+    (fresh,) = reader.read([img], "small", tokens=kept)
+    assert set(kept[0]) == set(reader.grid_views("small")) and kept[0]["small"].dtype == np.float16
+    assert kept[0]["small"].shape == (10, 10, reader.model.cfg.decoder.dim)
+
+    def no_encoder(*a, **k):
+        raise AssertionError("the encoder ran although every view's grids were kept")
+
+    monkeypatch.setattr(reader, "_encode_grid", no_encoder)
+    (again,) = reader.read([img], "small", tokens=kept)
+    # float16 grids: random heads' near-ties may flip (the shipped model read 9 real pages identically)
+    assert len(again.text) == len(fresh.text)
+    assert sum(a != b for a, b in zip(again.text, fresh.text)) <= 0.02 * len(fresh.text)
+    assert again.confidence == pytest.approx(fresh.confidence, abs=1e-2)
+    with pytest.raises(ValueError, match="one dict per image"):
+        reader.read([img], "small", tokens=[{}, {}])
+    assert reader.fingerprint == weights_fingerprint(d) == LazyReader(d).fingerprint
+    assert len(reader.fingerprint) == 16 and reader.fingerprint != before  # the heads are part of the weights
