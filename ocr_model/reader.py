@@ -282,27 +282,34 @@ class OpticalReader:
         torch = self._torch
         B, total = len(images), sum(views.values())
         want = self._row_mask(B, rows)  # (B, ROWS*COLS) bool: the cells asked for
-        sel = torch.nonzero(want.any(0)).squeeze(-1)  # (n,) cells read for some page of the batch
-        per_view = []  # (w, logits (B, m, C), lse (B, m), top-k classes (B, m, k), cell -> row of m (n,))
+        # each page's own cells, padded to the batch's longest list with the page's first one (a duplicate
+        # reads the same; a page with none pads with cell 0, blanked below)
+        n = max(1, int(want.sum(1).max()))
+        order = torch.sort((~want).to(torch.uint8), dim=1, stable=True).indices  # (B, cells): wanted ones first
+        sel = order[:, :n]  # (B, n)
+        sel = torch.where(torch.arange(n) < want.sum(1, keepdim=True), sel, sel[:, :1])  # (B, n) cell per entry
+        per_view = []  # (w, logits (B, n, C), lse (B, n), top-k classes (B, n, k), entry -> row of logits (n,))
         for view, weight in views.items():
             if view not in encoded:
                 encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
             g = encoded[view]  # (B, h, w, D)
             head = self.glyph_heads[str(g.shape[1])]
-            slot_of = torch.from_numpy(cell_slots(g.shape[1]))  # cell -> the one slot that owns it
-            need, at = torch.unique(slot_of[sel], return_inverse=True)  # (m,) slots, (n,) cell -> index in need
-            need = need.to(g.device)
+            slot_of = torch.from_numpy(cell_slots(g.shape[1]))  # cell -> the one slot that owns it (one to one)
+            need = slot_of[sel].to(g.device)  # (B, n) the slot of each entry
             x = g.to(head.cls.weight.dtype)
             if hasattr(head, "features"):  # classify only the slots that own a requested cell
                 f = head.features(x)  # (B, h, w, S, E)
-                logits = head.cls(f.reshape(B, -1, f.shape[-1])[:, need])  # (B, m, C)
+                f = f.reshape(B, -1, f.shape[-1]).gather(1, need.unsqueeze(-1).expand(-1, -1, f.shape[-1]))
+                logits = head.cls(f)  # (B, n, C)
             else:  # any module mapping a token grid to (B, h, w, S, C) logits
                 full = head(x)
-                logits = full.reshape(B, -1, full.shape[-1])[:, need]
+                full = full.reshape(B, -1, full.shape[-1])
+                logits = full.gather(1, need.unsqueeze(-1).expand(-1, -1, full.shape[-1]))
             logits = logits.float()
-            top, idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)  # (B, m, k), sorted
-            lse = torch.logsumexp(logits, dim=-1)  # (B, m)
-            per_view.append((weight / total, logits, lse, idx, at.to(g.device)))
+            top, idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)  # (B, n, k), sorted
+            # log-sum-exp from the top logit (exp in place: the (B, n, C) temporary is the largest cost on a CPU)
+            lse = (logits - top[..., :1]).exp_().sum(-1).log_() + top[..., 0]  # (B, n)
+            per_view.append((weight / total, logits, lse, idx, torch.arange(n, device=g.device)))
         cand, score = self._combine_batch(per_view)  # (B, n, M) classes, (B, n, M + 1) log p (last: the rest)
         probs = score.softmax(-1)[..., : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
         # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
@@ -315,7 +322,8 @@ class OpticalReader:
         cls_sel = shape.squeeze(-1).cpu()
         cls_all = torch.zeros(B, ROWS * COLS, dtype=torch.long)
         conf_all = torch.ones(B, ROWS * COLS, dtype=torch.float64)
-        cls_all[:, sel], conf_all[:, sel] = cls_sel, conf_sel
+        cls_all.scatter_(1, sel, cls_sel)  # padding entries repeat a real one: same values
+        conf_all.scatter_(1, sel, conf_sel)
         cls_all[~want], conf_all[~want] = 0, 1.0  # rows not asked for read blank
         return self._readings([cls_all[i].view(ROWS, COLS).numpy() for i in range(B)],
                               [conf_all[i].view(ROWS, COLS).numpy() for i in range(B)], OTHER)
