@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A whole training lease in ONE device call (run s6 on): a machine left idle for 30 s between calls is
+# given back, and with it a run started by an earlier call (runs s5 and s6 lost a start that way). Here,
+# first: `bash scripts/gpu/lease_prep.sh` (.carry1: corpus + code snapshot) and `bash scripts/gpu/pack_weights.sh`
+# (.cw: the init weights as one xz'd tar, ~46 MB: bf16 shards compress to ~70%). Then one call, carry
+# [".carry1", ".cw"], with the weights moved out of the tree (docs/model_card.md "Continue training"):
+#   bash .carry1/code/scripts/gpu/one_call.sh RUN MINUTES CAP_S [train.py flags...]
+# unpacks both, trains --init from the carried weights for MINUTES (keep it ~3 min under the call's limit:
+# model load, the render workers' start and the final checkpoint take ~40 s), stops waiting at CAP_S
+# seconds after the start whatever happens, and writes the newest checkpoint as one xz'd tar cut into 15 MiB
+# parts ($OUT/ck.tar.xz.NN; here: `cat ck.tar.xz.* | xz -dc | tar -x`) plus the run's stdout.
+set -u
+run=$1; minutes=$2; cap=$3; shift 3
+t0=$(date +%s)
+mkdir -p /tmp/c /tmp/code /tmp/w /tmp/runs
+cp .carry1/corpus/* /tmp/c/ && cp -r .carry1/code/. /tmp/code/ && xz -T0 -dc .cw/w.tar.xz | tar -x -C /tmp/w || exit 1
+init=$(dirname "$(ls /tmp/w/*/config.json | head -n 1)")
+cd /tmp/code
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+setsid nohup python3 -m ocr_model.train --corpus /tmp/c --out "/tmp/runs/$run" --minutes "$minutes" \
+  --workers $(( $(nproc) - 3 )) --init "$init" --tokenizer "$init/tokenizer.json" "$@" \
+  > "/tmp/runs/$run.out" 2>&1 < /dev/null &
+pid=$!
+while kill -0 "$pid" 2>/dev/null && [ $(( $(date +%s) - t0 )) -lt "$cap" ]; do sleep 5; done
+echo "waited $(( $(date +%s) - t0 )) s; trainer still running: $(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
+tail -n 3 "/tmp/runs/$run.out" | cut -c1-300
+grep -h '"eval_step"' "/tmp/runs/$run/log.jsonl" | tail -n 1 | cut -c1-700
+r=/tmp/runs/$run
+if [ -f "$r/ckpt/state.json" ]; then
+  cat "$r/ckpt/state.json"
+  (cd "$r" && tar -cf - ckpt/config.json ckpt/model.safetensors.index.json ckpt/tokenizer.json ckpt/state.json \
+      ckpt/glyph_heads.safetensors ckpt/model-*.safetensors log.jsonl) | xz -T0 -3 | split -b 15M -d - "$OUT/ck.tar.xz."
+fi
+cp "/tmp/runs/$run.out" "$OUT/"
+ls -l "$OUT"
