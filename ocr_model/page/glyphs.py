@@ -210,16 +210,18 @@ def _script(ch: str) -> str | None:
 
 
 @cache
-def _vote(k: int) -> str | None:
-    """The script a cell of class k votes for: a cell votes when its shape is letters only and the members
-    with a script share it ('l' and the math-monospace 𝚕 vote Latin; 'a' / Cyrillic 'а' and '3' / 'З' do
-    not); None otherwise (blanks included)."""
+def _vote(k: int) -> frozenset[str]:
+    """The scripts a cell of class k votes for: those of its shape's common letters ('a' / Cyrillic 'а':
+    Latin and Cyrillic; 'Ж': Cyrillic; 'И' / the archaic Greek 'Ͷ' drawn like it: Cyrillic only - a rare
+    look-alike never speaks for a word). None for a shape that is also a digit or a sign ('3' / 'З'), or no
+    letter (blanks included)."""
     table = classes()
     if not table[k]:
-        return None
+        return frozenset()
     group = _group_tables()[1].get(k, (k,))
-    scripts = {_script(table[m]) for m in group} - {None}
-    return scripts.pop() if len(scripts) == 1 and _only_letters(group) else None
+    if not _only_letters(group):
+        return frozenset()
+    return frozenset(_script(table[m]) for m in group if _common(table[m])) - {None}
 
 
 @cache
@@ -232,30 +234,33 @@ def _only_letters(group: tuple[int, ...]) -> bool:
 
 def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     """(ROWS, COLS) classes whose homoglyph cells hold their group's canonical class -> the member whose
-    script matches the letters of the same word (a run of non-blank cells). A shape that is also a digit or
-    a sign ('3' / Cyrillic 'З', ';' / Greek ';') stays that unless its own word asks for the letter; a shape
-    that is only letters ('a' / Cyrillic 'а') follows the nearest word of the row with telling letters when
-    its own word has none; else the canonical member (the most common one: ASCII first). Only common letters (the basic Latin,
-    Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an apostrophe."""
+    script the word (a run of non-blank cells) is written in. Each cell votes for the scripts of its shape's
+    common letters (_vote); the script most cells vote for, if one leads, is the word's. A word where
+    scripts tie ('ОК', 'KB': every letter drawn alike in Latin, Greek and Cyrillic) follows the nearest word
+    of the row that has a script, when that script is among the tied ones - except for shapes that are also
+    a digit or a sign ('3' / 'З'), which stay that unless their own word has a script; else the canonical
+    member (the most common one: ASCII first). Only common letters (the basic Latin, Greek and Cyrillic
+    blocks) are ever picked: a saltillo never replaces an apostrophe."""
     _, members = _group_tables()
     if not members:
         return cells
     table = classes()
     out = np.array(cells, copy=True)
 
-    def only_letters(group) -> bool:
-        return _only_letters(group)
-
-    def votes_of(ks) -> dict[str, int]:
+    def script_of(ks) -> tuple[str | None, frozenset[str]]:
+        """(the leading script or None, the scripts tied at the top)"""
         v: dict[str, int] = {}
         for k in ks:
-            sc = _vote(k)
-            if sc is not None:
+            for sc in _vote(k):
                 v[sc] = v.get(sc, 0) + 1
-        return v
+        if not v:
+            return None, frozenset()
+        top = max(v.values())
+        best = frozenset(sc for sc, n in v.items() if n == top)
+        return (next(iter(best)) if len(best) == 1 else None), best
 
-    # a row of ASCII classes only (1-94) or blanks stays as it is: its words can only vote Latin (an ASCII
-    # letter's group is Latin, or mixed and votes nothing), and a Latin vote or none picks the ASCII member
+    # a row of ASCII classes only (1-94) or blanks stays as it is: every one of its words has Latin among its
+    # top scripts (an ASCII letter is Latin, whatever else it is drawn like), so it resolves to the ASCII member
     for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]:
         row = out[r]
         ks = [int(k) for k in row]
@@ -271,18 +276,18 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                 e += 1
             words.append((c, e))
             c = e
-        votes = [votes_of(ks[a:b]) for a, b in words]
+        scripts = [script_of(ks[a:b]) for a, b in words]
         for w, (a, b) in enumerate(words):
             if not any(ks[j] in members for j in range(a, b)):
                 continue
-            near = next((votes[x] for d in range(1, len(words)) for x in (w - d, w + d)
-                         if 0 <= x < len(words) and votes[x]), {})
+            own, tied = scripts[w]
+            near = next((scripts[x][0] for d in range(1, len(words)) for x in (w - d, w + d)
+                         if 0 <= x < len(words) and scripts[x][0]), None)
             for j in range(a, b):
                 group = members.get(ks[j])
                 if group is None:
                     continue
-                v = votes[w] or (near if only_letters(group) else {})
-                if v:
-                    want = max(v, key=v.get)
+                want = own or (near if _only_letters(group) and near in (tied or {near}) else None)
+                if want:
                     row[j] = next((m for m in group if _script(table[m]) == want and _common(table[m])), ks[j])
     return out

@@ -31,6 +31,9 @@ def _read_shapes(text: str) -> str:
     "PEACE and OK",
     "don't do that, it's 12'5\"",       # the apostrophe is never read as the Latin saltillo drawn like it
     "Здравствуйте, 3 раза",              # Cyrillic З in a Cyrillic word, the digit 3 alone
+    "НАЗИВ",                             # И is drawn like a rare Greek letter: it still tells Cyrillic
+    "ОТВЕТСТВЕННОСТИ",                   # one telling letter among fourteen drawn alike in three scripts
+    "Ошибка ENOKEY в ядре",              # N is not Cyrillic: the word is not its neighbours' script
 ])
 def test_words_take_the_script_of_their_letters(text):
     ref, got = _read_shapes(text)
