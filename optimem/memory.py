@@ -636,7 +636,7 @@ class Memory:
                         continue
                     on_page = {s.turn_id for s in layouts[-1].segments}
                     ask = wanted[(p.id, p.file)]
-                    rows.append(layouts[-1].rows_of(ask) if rows_ok and ask < on_page else None)
+                    rows.append(layouts[-1].rows_of(ask & on_page) if rows_ok else None)  # all turns: the rows with text
                 if not images:
                     continue
                 readings = self._read(images, tier, rows=rows if rows_ok and any(r is not None for r in rows) else None,
