@@ -3,9 +3,9 @@
 #   bash scripts/gpu/lease_prep.sh        (needs corpus/: python -m ocr_model.data build --out corpus/ and
 #                                        python -m ocr_model.corpus_scripts --out corpus/)
 # .carry1 = the whole corpus + a snapshot of the committed code (git archive HEAD, without the weights, so
-# edits made here during the lease cannot reach the run). With the fonts, the tracked files are ~63 MiB of
-# the 64 MiB a call may send, so the call that carries .carry1 is made with the weights moved out of the
-# tree (docs/model_card.md "Continue training"), and the next call, with the weights back, copies them.
+# edits made here during the lease cannot reach the run). The weights alone are ~63.5 MiB of the 64 MiB a
+# call may send, so they travel xz'd beside it (scripts/gpu/pack_weights.sh -> .cw) in the ONE call that
+# trains (scripts/gpu/one_call.sh), with the weights moved out of the tree (docs/model_card.md).
 set -eu
 cd "$(git rev-parse --show-toplevel)"
 mkdir -p .git/info && touch .git/info/exclude  # a fresh checkout may have no info/ (then .carry1 would travel)
