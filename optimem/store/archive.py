@@ -26,7 +26,8 @@ Durability and integrity:
   - A page file's name is committed to `pending_files` before the file is written, and its SHA-256 with
     the transaction that points at it; a file a transaction drops goes to `dead_files` in that
     transaction and is deleted after it. The sweep at open deletes only files those two tables name and
-    no page references: nothing else is ever deleted (`optimem check --repair` quarantines the rest).
+    no page references, and kept token grids (tokens/, a cache) whose page is gone: nothing else is ever
+    deleted (`optimem check --repair` quarantines the rest).
   - Every page read is checked against its SHA-256, and every path read from the database is resolved and
     refused unless it lies inside the store (optimem.store.files.confine): PageDamagedError, for that page.
   - The writer's lock is taken before anything is written; a store whose creation was interrupted (no

@@ -7,7 +7,8 @@ Reading a page from its kept grids runs only the glyph heads (no encoder), which
 The grids are a cache, never the record: a page's image stays the truth, and a grid is used only when its
 file names the page's current image (its SHA-256) and the reader's weights (the fingerprint). A missing,
 unreadable or stale file is encoded again; the files of a page whose image is dropped go with it, and the
-sweep at open deletes those no page references. They hold no text. Writes are atomic and best effort: a
+sweep at open deletes those no page references. Only page files named as the store names them
+(pages/<folder>/<32 hex>.png) get grids: a path from a tampered database never steers a write or delete. They hold no text. Writes are atomic and best effort: a
 full disk costs the next read its speed, never a turn.
 
     load(store, page_file, sha256, fingerprint)           {view: grid} ({} when there is nothing usable)
@@ -34,21 +35,30 @@ TOKENS = "tokens"
 _NAME = re.compile(r"([0-9a-f]{32})\.([0-9a-f]{16})\.npz")
 
 
-def _folder(store: Path, page_file: str) -> Path:
-    p = Path(page_file)  # pages/<ns>-<h>/<uuid>.png
-    return store / TOKENS / p.parent.name
+_PAGE = re.compile(r"pages/([A-Za-z0-9_-]{1,80})/([0-9a-f]{32})\.png")  # what the store names page files
 
 
-def _path(store: Path, page_file: str, fingerprint: str) -> Path:
-    return _folder(store, page_file) / f"{Path(page_file).stem}.{fingerprint}.npz"
+def _folder(store: Path, page_file: str) -> Path | None:
+    """tokens/<ns>-<h>/ for a page file named as the store names them; None for any other name (a path
+    read from a tampered database never steers a write or a delete)."""
+    m = _PAGE.fullmatch(page_file)
+    return store / TOKENS / m.group(1) if m else None
+
+
+def _path(store: Path, page_file: str, fingerprint: str) -> Path | None:
+    folder = _folder(store, page_file)
+    if folder is None or not re.fullmatch(r"[0-9a-f]{16}", fingerprint):
+        return None
+    return folder / f"{Path(page_file).stem}.{fingerprint}.npz"
 
 
 def load(store: Path, page_file: str, sha256: str | None, fingerprint: str | None) -> dict[str, np.ndarray]:
     """The kept grids of this page image under these weights, or {} (none kept, unreadable, or stale)."""
-    if not fingerprint or not sha256:
+    path = _path(store, page_file, fingerprint) if fingerprint and sha256 else None
+    if path is None:
         return {}
     try:
-        with np.load(_path(store, page_file, fingerprint), allow_pickle=False) as z:
+        with np.load(path, allow_pickle=False) as z:
             if str(z["sha256"]) != sha256:
                 return {}
             return {k: z[k] for k in z.files if k != "sha256" and z[k].ndim == 3}
@@ -59,9 +69,9 @@ def load(store: Path, page_file: str, sha256: str | None, fingerprint: str | Non
 def save(store: Path, page_file: str, sha256: str | None, fingerprint: str | None,
          grids: Mapping[str, np.ndarray]) -> bool:
     """Keep `grids` for this page image; False (nothing written) without a fingerprint or on an I/O error."""
-    if not fingerprint or not sha256 or not grids:
+    path = _path(store, page_file, fingerprint) if fingerprint and sha256 and grids else None
+    if path is None:
         return False
-    path = _path(store, page_file, fingerprint)
     buf = io.BytesIO()
     np.savez(buf, sha256=np.array(sha256), **{k: np.asarray(v, dtype=np.float16) for k, v in grids.items()})
     try:
@@ -81,7 +91,7 @@ def drop(store: Path, page_files: Iterable[str]) -> None:
     """Delete the kept grids of these page files (any weights)."""
     for f in page_files:
         folder = _folder(store, f)
-        if folder.is_dir():
+        if folder is not None and folder.is_dir():
             for p in folder.glob(f"{Path(f).stem}.*.npz"):
                 with contextlib.suppress(OSError):
                     p.unlink()
@@ -93,7 +103,7 @@ def sweep(store: Path, live_files: Iterable[str]) -> int:
     root = store / TOKENS
     if not root.is_dir():
         return 0
-    live = {(Path(f).parent.name, Path(f).stem) for f in live_files}
+    live = {m.groups() for m in map(_PAGE.fullmatch, live_files) if m}
     n = 0
     for folder in root.iterdir():
         if not folder.is_dir() or folder.is_symlink():

@@ -43,3 +43,13 @@ def test_drop_and_sweep_delete_the_grids_of_pages_that_are_gone(tmp_path):
     assert tokens.sweep(tmp_path, [PAGE]) == 2  # the other page's grids (no such page) and the stray file
     assert not any((tmp_path / "tokens").rglob("*.*"))
     assert tokens.sweep(tmp_path / "nowhere", []) == 0
+
+
+def test_only_page_files_named_as_the_store_names_them_get_grids(tmp_path):
+    """A path from a tampered database never steers where grids are written or what is deleted."""
+    for bad in ("pages/../../evil.png", "../x/" + "a" * 32 + ".png", "pages/ns/not-a-uuid.png", "/etc/" + "a" * 32 + ".png"):
+        assert not tokens.save(tmp_path, bad, "s", FP, _grids())
+        assert tokens.load(tmp_path, bad, "s", FP) == {}
+        tokens.drop(tmp_path, [bad])
+    assert not tokens.save(tmp_path, PAGE, "s", "../../x", _grids())  # nor a strange fingerprint
+    assert not any(tmp_path.rglob("*"))
