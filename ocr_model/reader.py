@@ -28,8 +28,8 @@ How the visual tokens are read (OpticalReader's `mode`):
     grid reads the stored image at its own tier (weight 1) and also resampled to the other tiers the heads
     know (`views`, default base 0.5, small 1.0, tiny 0.5), and adds the views' cell log-probabilities: each
     resolution confuses different look-alike glyphs, and the heads read even an upsampled 384 px page well.
-    It costs one encode per view and no stored bytes; the visual tokens spent on reading are then the sum
-    over the views, not the tier's own count. `views={}` reads each page from its own tier's tokens only.
+    It costs one encode per view (none when the caller kept the grids: see below); the visual tokens
+    spent on reading are the sum over the views, not the tier's own count. `views={}` reads each page from its own tier's tokens only.
 
 Rows: `read(images, tier, rows=[...])` classifies only the token slots of the rows asked for (the encoder still
 sees the whole page; other rows read blank). The grid readout runs a whole batch through tensor ops on the
