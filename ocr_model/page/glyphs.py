@@ -232,62 +232,137 @@ def _only_letters(group: tuple[int, ...]) -> bool:
     return all(unicodedata.category(table[m]).startswith("L") for m in group)
 
 
+_RULES = {"page": True, "digits": True, "options": True}  # switches for measuring each rule (benchmarks)
+
+
+@cache
+def _may_be_letter(k: int) -> bool:
+    """Whether a cell of class k can be part of a word: its shape is drawn by some letter ('a', '3' / 'З',
+    an apostrophe / the saltillo), not only by digits, signs or blanks."""
+    import unicodedata
+
+    table = classes()
+    if not table[k]:
+        return False
+    group = _group_tables()[1].get(k, (k,))
+    return any(unicodedata.category(table[m]).startswith("L") for m in group)
+
+
+def _script_of(ks) -> tuple[str | None, frozenset[str]]:
+    """A word's cells -> (the script most of them vote for, or None on a tie; the scripts tied at the top)."""
+    v: dict[str, int] = {}
+    for k in ks:
+        for sc in _vote(k):
+            v[sc] = v.get(sc, 0) + 1
+    if not v:
+        return None, frozenset()
+    top = max(v.values())
+    best = frozenset(sc for sc, n in v.items() if n == top)
+    return (next(iter(best)) if len(best) == 1 else None), best
+
+
+def _words(ks: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of each run of cells that may be letters ('ab3c' is one, 'ab=c' two)."""
+    words, c = [], 0
+    while c < len(ks):
+        if not _may_be_letter(ks[c]):
+            c += 1
+            continue
+        e = c
+        while e < len(ks) and _may_be_letter(ks[e]):
+            e += 1
+        words.append((c, e))
+        c = e
+    return words
+
+
 def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     """(ROWS, COLS) classes whose homoglyph cells hold their group's canonical class -> the member whose
-    script the word (a run of non-blank cells) is written in. Each cell votes for the scripts of its shape's
-    common letters (_vote); the script most cells vote for, if one leads, is the word's. A word where
-    scripts tie ('ОК', 'KB': every letter drawn alike in Latin, Greek and Cyrillic) follows the nearest word
-    of the row that has a script, when that script is among the tied ones - except for shapes that are also
-    a digit or a sign ('3' / 'З'), which stay that unless their own word has a script; else the canonical
-    member (the most common one: ASCII first). Only common letters (the basic Latin, Greek and Cyrillic
-    blocks) are ever picked: a saltillo never replaces an apostrophe."""
+    script the word is written in (a word: a run of cells some letter draws; '-', '=', digits split). Each
+    cell votes for the scripts of its shape's common letters (_vote); the script most cells vote for, if one
+    leads, is the word's. A word where scripts tie ('ОК', 'KB', 'у': drawn alike in Latin and Cyrillic) takes
+    its nearest neighbours' script in the row when that is among the tied ones (the two at the same distance
+    disagreeing, or none in the row: the page's most common script), a one-word option after '-' ('-c')
+    Latin; shapes that are also a digit or a sign ('3' / 'З') follow their word's script only if it is not
+    Latin ('00' is not 'ØØ'); else the canonical member (the most common one: ASCII first). Only common
+    letters (the basic Latin, Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an
+    apostrophe."""
     _, members = _group_tables()
     if not members:
         return cells
     table = classes()
     out = np.array(cells, copy=True)
-
-    def script_of(ks) -> tuple[str | None, frozenset[str]]:
-        """(the leading script or None, the scripts tied at the top)"""
-        v: dict[str, int] = {}
-        for k in ks:
-            for sc in _vote(k):
-                v[sc] = v.get(sc, 0) + 1
-        if not v:
-            return None, frozenset()
-        top = max(v.values())
-        best = frozenset(sc for sc, n in v.items() if n == top)
-        return (next(iter(best)) if len(best) == 1 else None), best
-
-    # a row of ASCII classes only (1-94) or blanks stays as it is: every one of its words has Latin among its
-    # top scripts (an ASCII letter is Latin, whatever else it is drawn like), so it resolves to the ASCII member
-    for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]:
-        row = out[r]
-        ks = [int(k) for k in row]
+    # a row of ASCII classes only (1-94) or blanks stays as it is on a page whose most common script is Latin:
+    # every one of its words has Latin among its top scripts (an ASCII letter is Latin, whatever else it is
+    # drawn like), so it resolves to the ASCII member; for the page's count of scripts it counts as Latin
+    todo = [int(r) for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]]
+    rows: dict[int, tuple[list[int], list[tuple[int, int]], list]] = {}
+    count: dict[str, int] = {"LATIN": 0}
+    for r in range(out.shape[0]):
+        ks = [int(k) for k in out[r]]
+        if r not in todo:
+            count["LATIN"] += sum(1 for k in ks if k in members or 0 < k < ASCII_CLASSES and table[k].isalpha()) > 0
+            continue
+        words = _words(ks)
+        scripts = [_script_of(ks[a:b]) for a, b in words]
+        rows[r] = (ks, words, scripts)
+        for own, _ in scripts:
+            if own:
+                count[own] = count.get(own, 0) + 1
+    page = max(count, key=lambda sc: (count[sc], sc == "LATIN"))  # the page's most common script
+    if page != "LATIN":  # on a page of another script an ASCII row of tied words ('ABTOP') may be that script
+        for r in range(out.shape[0]):
+            if r not in rows:
+                ks = [int(k) for k in out[r]]
+                if any(k in members for k in ks):
+                    words = _words(ks)
+                    rows[r] = (ks, words, [_script_of(ks[a:b]) for a, b in words])
+    for r, (ks, words, scripts) in rows.items():
         if not any(k in members for k in ks):
             continue
-        words, c = [], 0  # (start, end) of each run of non-blank cells
-        while c < len(ks):
-            if ks[c] == 0:
-                c += 1
-                continue
-            e = c
-            while e < len(ks) and ks[e] != 0:
-                e += 1
-            words.append((c, e))
-            c = e
-        scripts = [script_of(ks[a:b]) for a, b in words]
+        row = out[r]
         for w, (a, b) in enumerate(words):
             if not any(ks[j] in members for j in range(a, b)):
                 continue
             own, tied = scripts[w]
-            near = next((scripts[x][0] for d in range(1, len(words)) for x in (w - d, w + d)
-                         if 0 <= x < len(words) and scripts[x][0]), None)
+            want = own
+            if want is None and tied:
+                want = _neighbours(scripts, words, ks, w, page if _RULES["page"] else None)
+                if _RULES["options"] and a > 0 and table[ks[a - 1]] == "-" and (a < 2 or ks[a - 2] in (0, ks[a - 1])) \
+                        and (b == len(ks) or not _may_be_letter(ks[b])) and "LATIN" in tied:
+                    want = "LATIN"  # '-c', '--all': a command-line option is Latin in any text
+                if want not in tied:
+                    want = None
             for j in range(a, b):
                 group = members.get(ks[j])
                 if group is None:
                     continue
-                want = own or (near if _only_letters(group) and near in (tied or {near}) else None)
-                if want:
-                    row[j] = next((m for m in group if _script(table[m]) == want and _common(table[m])), ks[j])
+                pick = want
+                if not _only_letters(group):  # a digit or a sign: only its word's own script (not Latin) asks
+                    pick = (own or (want if _RULES["digits"] else None))
+                    if pick == "LATIN":
+                        pick = None
+                if pick:
+                    row[j] = next((m for m in group if _script(table[m]) == pick and _common(table[m])), ks[j])
     return out
+
+
+def _neighbours(scripts: list, words: list, ks: list[int], w: int, page: str | None) -> str | None:
+    """The script of word w's nearest words in its row that have one, those in its own sentence first (no
+    '.', '!', '?', ';' or ':' between them); when two at the same distance disagree, or no word of the row
+    has one, `page`."""
+    table = classes()
+
+    def apart(x: int) -> bool:
+        lo, hi = (words[x][1], words[w][0]) if x < w else (words[w][1], words[x][0])
+        return any(table[k] in ".!?;:" for k in ks[lo:hi] if k)
+
+    for d in range(1, len(scripts)):
+        near = [(apart(x), scripts[x][0]) for x in (w - d, w + d) if 0 <= x < len(scripts) and scripts[x][0]]
+        if not near:
+            continue
+        got = {sc for sep, sc in near if not sep} or {sc for _, sc in near}
+        if len(got) == 1:
+            return got.pop()
+        return page if page in got else sorted(got)[0]
+    return page
