@@ -51,6 +51,12 @@ SCRIPTS_MIX = (("chat", 0.26), ("fenced_code", 0.07), ("latin", 0.06), ("greek",
                ("zh", 0.07), ("ja", 0.05), ("ko", 0.06), ("all_glyphs", 0.07), ("emoji", 0.04), ("lookalikes", 0.03),
                ("symbols", 0.02), ("random_chars", 0.04), ("random_words", 0.03), ("structured", 0.04),
                ("prose", 0.03), ("dialogue", 0.02), ("code", 0.03))
+# run s7 on: what run s6 still missed at small and tiny - Chinese, Japanese, Korean (each ~1.45x SCRIPTS_MIX's
+# share) and Cyrillic - taken from the conversation pages (which mix every script anyway) and all_glyphs
+CJK_MIX = (("chat", 0.21), ("fenced_code", 0.07), ("latin", 0.06), ("greek", 0.03), ("cyrillic", 0.07),
+           ("zh", 0.10), ("ja", 0.07), ("ko", 0.09), ("all_glyphs", 0.05), ("emoji", 0.04), ("lookalikes", 0.03),
+           ("symbols", 0.02), ("random_chars", 0.03), ("random_words", 0.03), ("structured", 0.04),
+           ("prose", 0.03), ("dialogue", 0.01), ("code", 0.03))
 
 STAGES = (
     data.Stage("rows2", max_rows=2, mix=(("random_chars", 0.5), ("random_words", 0.2), ("structured", 0.1),
@@ -64,6 +70,7 @@ STAGES = (
     # run s4 on: what Memory draws (dense conversation pages, fenced code, every script, emoji, look-alikes)
     data.Stage("memory", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny", "gist"), mix=MEMORY_MIX),
     data.Stage("scripts", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny"), mix=SCRIPTS_MIX),
+    data.Stage("cjk", max_rows=pg.ROWS, min_rows=12, tiers=("base", "small", "tiny"), mix=CJK_MIX),
 )
 
 
