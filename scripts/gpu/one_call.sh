@@ -8,7 +8,8 @@
 # unpacks both, trains --init from the carried weights for MINUTES (keep it ~3 min under the call's limit:
 # model load, the render workers' start and the final checkpoint take ~40 s), stops waiting at CAP_S
 # seconds after the start whatever happens, and writes the newest checkpoint as one xz'd tar cut into 15 MiB
-# parts ($OUT/ck.tar.xz.NN; here: `cat ck.tar.xz.* | xz -dc | tar -x`) plus the run's stdout.
+# parts ($OUT/ck.tar.xz.NN; here: `cat ck.tar.xz.* | xz -dc | tar -x`) plus the run's stdout. A run longer
+# than one call: MINUTES past CAP_S, then scripts/gpu/follow.sh in the very next call (the trainer goes on).
 set -u
 run=$1; minutes=$2; cap=$3; shift 3
 t0=$(date +%s)
@@ -21,15 +22,9 @@ setsid nohup python3 -m ocr_model.train --corpus /tmp/c --out "/tmp/runs/$run" -
   --workers $(( $(nproc) - 3 )) --init "$init" --tokenizer "$init/tokenizer.json" "$@" \
   > "/tmp/runs/$run.out" 2>&1 < /dev/null &
 pid=$!
+echo "$pid" > "/tmp/runs/$run.pid"
 while kill -0 "$pid" 2>/dev/null && [ $(( $(date +%s) - t0 )) -lt "$cap" ]; do sleep 5; done
 echo "waited $(( $(date +%s) - t0 )) s; trainer still running: $(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
 tail -n 3 "/tmp/runs/$run.out" | cut -c1-300
 grep -h '"eval_step"' "/tmp/runs/$run/log.jsonl" | tail -n 1 | cut -c1-700
-r=/tmp/runs/$run
-if [ -f "$r/ckpt/state.json" ]; then
-  cat "$r/ckpt/state.json"
-  (cd "$r" && tar -cf - ckpt/config.json ckpt/model.safetensors.index.json ckpt/tokenizer.json ckpt/state.json \
-      ckpt/glyph_heads.safetensors ckpt/model-*.safetensors log.jsonl) | xz -T0 -3 | split -b 15M -d - "$OUT/ck.tar.xz."
-fi
-cp "/tmp/runs/$run.out" "$OUT/"
-ls -l "$OUT"
+bash /tmp/code/scripts/gpu/pack_ckpt.sh "$run"
