@@ -14,6 +14,7 @@ ls corpus/*.txt.xz >/dev/null
 rm -rf .carry1 && mkdir -p .carry1/corpus .carry1/code
 cp corpus/*.txt.xz .carry1/corpus/
 git archive HEAD ocr_model optimem scripts | tar -x -C .carry1/code && rm -rf .carry1/code/ocr_model/weights
+rm -rf .carry1/code/ocr_model/page/fonts  # 4.5 MB the tree sends anyway (one_call.sh copies them): .cw fits
 mkdir -p .carry1/code/ocr_model/weights/optimem-small && cp ocr_model/weights/optimem-small/tokenizer.json .carry1/code/ocr_model/weights/optimem-small/
 weights=$(du -sb ocr_model/weights | cut -f1)
 tracked=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)

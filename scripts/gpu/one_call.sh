@@ -14,7 +14,7 @@ set -u
 run=$1; minutes=$2; cap=$3; shift 3
 t0=$(date +%s)
 mkdir -p /tmp/c /tmp/code /tmp/w /tmp/runs
-cp .carry1/corpus/* /tmp/c/ && cp -r .carry1/code/. /tmp/code/ && xz -T0 -dc .cw/w.tar.xz | tar -x -C /tmp/w || exit 1
+cp .carry1/corpus/* /tmp/c/ && cp -r .carry1/code/. /tmp/code/ && cp -r ocr_model/page/fonts /tmp/code/ocr_model/page/ && xz -T0 -dc .cw/w.tar.xz | tar -x -C /tmp/w || exit 1
 init=$(dirname "$(ls /tmp/w/*/config.json | head -n 1)")
 cd /tmp/code
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
