@@ -176,8 +176,10 @@ def _group_tables() -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
 
 
 # where the letters of everyday text live; a look-alike outside them (Latin saltillo next to an apostrophe,
-# math monospace letters, archaic Greek, extended Cyrillic) is never chosen over a common member
-_COMMON = ((0x20, 0x7F), (0xA0, 0x180), (0x386, 0x3CF), (0x400, 0x460), (0x490, 0x500), (0x1E00, 0x1F00),
+# math monospace letters, archaic Greek, the Cyrillic letters of languages other than Russian, Ukrainian,
+# Belarusian, Bulgarian, Serbian and Macedonian: Kazakh 'Ү', Bashkir 'һ', the palochka) is never chosen over
+# a common member, and never speaks for its word's script ('echo' is Latin: its 'h' is)
+_COMMON = ((0x20, 0x7F), (0xA0, 0x180), (0x386, 0x3CF), (0x400, 0x460), (0x490, 0x492), (0x1E00, 0x1F00),
            (0x1F00, 0x2000))
 
 
@@ -209,8 +211,59 @@ def _script(ch: str) -> str | None:
     return next((s for s in _SCRIPTS if name.startswith(s)), None)
 
 
+# Cyrillic letters drawn like Latin ones that only some of the Cyrillic languages use ('і': Ukrainian and
+# Belarusian; 'ј', 'ѕ': Serbian and Macedonian), each with the letters of distinct shape that show a page is
+# written in one of those languages; on a page without any of those, the look-alike is Latin (resolve_homoglyphs)
+_LANGUAGE_LETTERS = (("іІ", "їЇєЄґҐўЎ"), ("јЈѕЅ", "ђЂћЋљЉњЊџЏѓЃќЌ"))
+
+
 @cache
-def _vote(k: int) -> frozenset[str]:
+def _language_tables() -> tuple[tuple[frozenset[int], np.ndarray], ...]:
+    """Per _LANGUAGE_LETTERS entry: (the look-alikes' classes, the canonical classes whose cells are evidence:
+    groups of an evidence letter with no member outside Cyrillic)."""
+    table = classes()
+    index = {ch: i for i, ch in enumerate(table) if ch}
+    group_of, members = _group_tables()
+    out = []
+    for alike, evidence in _LANGUAGE_LETTERS:
+        ids = []
+        for ch in evidence:
+            if ch in index:
+                g = int(group_of[index[ch]])
+                if all(_script(table[m]) == "CYRILLIC" for m in members.get(g, (g,))):
+                    ids.append(g)
+        out.append((frozenset(index[c] for c in alike if c in index), np.array(sorted(set(ids)), dtype=np.int64)))
+    return tuple(out)
+
+
+def _barred(cells: np.ndarray, rows: list[int]) -> frozenset[int]:
+    """The language-specific look-alikes (_LANGUAGE_LETTERS) a page of canonical classes shows no evidence for:
+    no letter of distinct shape of those languages, and no word of `rows` that is Cyrillic without them yet
+    holds their shape ('файлі', 'моја')."""
+    group_of, members = _group_tables()
+    out: dict[frozenset[int], frozenset[int]] = {}  # look-alikes -> their groups' canonical classes
+    for alike, evidence in _language_tables():
+        if not np.isin(cells, evidence).any():
+            out[alike] = frozenset(int(group_of[m]) for m in alike)
+    if not out:
+        return frozenset()
+    barred = frozenset().union(*out)
+    for r in rows:
+        ks = [int(k) for k in cells[r]]
+        for a, b in _words(ks):
+            word = ks[a:b]
+            if any(k in g for g in out.values() for k in word) and _script_of(word, barred)[0] == "CYRILLIC":
+                for alike, g in list(out.items()):
+                    if any(k in g for k in word):
+                        del out[alike]
+                if not out:
+                    return frozenset()
+                barred = frozenset().union(*out)
+    return barred
+
+
+@cache
+def _vote(k: int, barred: frozenset[int] = frozenset()) -> frozenset[str]:
     """The scripts a cell of class k votes for: those of its shape's common letters ('a' / Cyrillic 'а':
     Latin and Cyrillic; 'Ж': Cyrillic; 'И' / the archaic Greek 'Ͷ' drawn like it: Cyrillic only - a rare
     look-alike never speaks for a word). None for a shape that is also a digit or a sign ('3' / 'З'), or no
@@ -221,7 +274,7 @@ def _vote(k: int) -> frozenset[str]:
     group = _group_tables()[1].get(k, (k,))
     if not _only_letters(group):
         return frozenset()
-    return frozenset(_script(table[m]) for m in group if _common(table[m])) - {None}
+    return frozenset(_script(table[m]) for m in group if _common(table[m]) and m not in barred) - {None}
 
 
 @cache
@@ -232,7 +285,7 @@ def _only_letters(group: tuple[int, ...]) -> bool:
     return all(unicodedata.category(table[m]).startswith("L") for m in group)
 
 
-_RULES = {"page": True, "digits": True, "options": True}  # switches for measuring each rule (benchmarks)
+_RULES = {"page": True, "digits": True, "options": True, "escapes": True}  # switches for measuring each rule (benchmarks)
 
 
 @cache
@@ -248,11 +301,11 @@ def _may_be_letter(k: int) -> bool:
     return any(unicodedata.category(table[m]).startswith("L") for m in group)
 
 
-def _script_of(ks) -> tuple[str | None, frozenset[str]]:
+def _script_of(ks, barred: frozenset[int] = frozenset()) -> tuple[str | None, frozenset[str]]:
     """A word's cells -> (the script most of them vote for, or None on a tie; the scripts tied at the top)."""
     v: dict[str, int] = {}
     for k in ks:
-        for sc in _vote(k):
+        for sc in _vote(k, barred):
             v[sc] = v.get(sc, 0) + 1
     if not v:
         return None, frozenset()
@@ -296,6 +349,7 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     # every one of its words has Latin among its top scripts (an ASCII letter is Latin, whatever else it is
     # drawn like), so it resolves to the ASCII member; for the page's count of scripts it counts as Latin
     todo = [int(r) for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]]
+    barred = _barred(out, todo) if todo else frozenset()  # 'і' on a page with no Ukrainian or Belarusian letter is 'i'
     rows: dict[int, tuple[list[int], list[tuple[int, int]], list]] = {}
     count: dict[str, int] = {"LATIN": 0}
     for r in range(out.shape[0]):
@@ -304,7 +358,7 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
             count["LATIN"] += sum(1 for k in ks if k in members or 0 < k < ASCII_CLASSES and table[k].isalpha()) > 0
             continue
         words = _words(ks)
-        scripts = [_script_of(ks[a:b]) for a, b in words]
+        scripts = [_script_of(ks[a:b], barred) for a, b in words]
         rows[r] = (ks, words, scripts)
         for own, _ in scripts:
             if own:
@@ -316,7 +370,7 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                 ks = [int(k) for k in out[r]]
                 if any(k in members for k in ks):
                     words = _words(ks)
-                    rows[r] = (ks, words, [_script_of(ks[a:b]) for a, b in words])
+                    rows[r] = (ks, words, [_script_of(ks[a:b], barred) for a, b in words])
     for r, (ks, words, scripts) in rows.items():
         if not any(k in members for k in ks):
             continue
@@ -331,6 +385,8 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                 if _RULES["options"] and a > 0 and table[ks[a - 1]] == "-" and (a < 2 or ks[a - 2] in (0, ks[a - 1])) \
                         and (b == len(ks) or not _may_be_letter(ks[b])) and "LATIN" in tied:
                     want = "LATIN"  # '-c', '--all': a command-line option is Latin in any text
+                if _RULES["escapes"] and a > 0 and table[ks[a - 1]] == "\\" and "LATIN" in tied:
+                    want = "LATIN"  # '\\a', '\\xHH': an escape sequence is Latin in any text
                 if want not in tied:
                     want = None
             for j in range(a, b):
@@ -343,7 +399,8 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                     if pick == "LATIN":
                         pick = None
                 if pick:
-                    row[j] = next((m for m in group if _script(table[m]) == pick and _common(table[m])), ks[j])
+                    row[j] = next((m for m in group if _script(table[m]) == pick and _common(table[m])
+                                   and m not in barred), ks[j])
     return out
 
 

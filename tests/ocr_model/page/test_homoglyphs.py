@@ -39,6 +39,13 @@ def _read_shapes(text: str) -> str:
     "pavia00@gmail.com",                 # digits in a Latin word stay digits ('0' is drawn like 'Ø')
     "I am OK. Я тоже.",                  # OK belongs to its sentence, not to the next one
     "АВТОР\nНаписано Иваном и Петром.",  # a row with no telling word takes the page's script
+    "команда echo выводит строку",      # 'h' is drawn like the Bashkir 'һ', which never speaks for a word
+    "ключ KEY_SPEC в ядре",              # nor does the Kazakh 'Ү' drawn like 'Y'
+    "стандарт POSIX и сигнал EPIPE",     # no Ukrainian or Macedonian letter on the page: 'I', 'S' are Latin
+    "Україна і світ: їжак",              # 'ї' shows Ukrainian: the 'і' among Cyrillic words is Cyrillic
+    "файлі та POSIX",                    # a Cyrillic word holding the 'і' shape shows it too
+    "моја кућа",                         # 'ћ' shows Serbian: 'ј' is Cyrillic
+    "символы \\a и \\xHH в строке",          # a word right after a backslash is an escape: Latin
 ])
 def test_words_take_the_script_of_their_letters(text):
     ref, got = _read_shapes(text)
