@@ -305,8 +305,8 @@ class OpticalReader:
                 flat = (page_i * per_page + slot_of[cell_i]).to(g.device)
                 logits = full.reshape(-1, full.shape[-1])[flat].unsqueeze(0)
             logits = logits.float()
-            idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).indices  # (1, P, k), sorted
-            lse = torch.logsumexp(logits, dim=-1)  # (1, P): one fused pass (10x an exp_() + sum() in blocks on a CPU)
+            top, idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)  # (1, P, k), sorted
+            lse = self._logsumexp(logits[0], top[0, :, 0]).unsqueeze(0)  # (1, P)
             per_view.append((weight / total, logits, lse, idx, torch.arange(P, device=g.device)))
         cls_all = torch.zeros(B * ROWS * COLS, dtype=torch.long)
         conf_all = torch.ones(B * ROWS * COLS, dtype=torch.float64)
@@ -325,6 +325,18 @@ class OpticalReader:
         cls_all, conf_all = cls_all.view(B, ROWS * COLS), conf_all.view(B, ROWS * COLS)  # rows not asked: blank
         return self._readings([cls_all[i].view(ROWS, COLS).numpy() for i in range(B)],
                               [conf_all[i].view(ROWS, COLS).numpy() for i in range(B)], OTHER)
+
+    def _logsumexp(self, logits: Any, top: Any) -> Any:
+        """log-sum-exp over the classes of (P, C) logits given each row's max (P,). On a CPU in blocks of 32
+        rows whose exp temporary stays in cache (3x faster than one pass over a (P, 17k) table, which is
+        most of a read from kept grids); on a GPU in one pass."""
+        torch = self._torch
+        if logits.device.type != "cpu":
+            return (logits - top.unsqueeze(-1)).exp_().sum(-1).log_() + top
+        out = torch.empty_like(top)
+        for a in range(0, logits.shape[0], 32):
+            out[a : a + 32] = (logits[a : a + 32] - top[a : a + 32, None]).exp_().sum(-1)
+        return out.log_() + top
 
     def _resampled(self, images: Sequence[Image.Image], view: str) -> list[Image.Image]:
         """The pages at another tier through the renderer's one resampling function (page_at_tier); a batch
