@@ -350,23 +350,27 @@ class OpticalReader:
         with ThreadPoolExecutor(max_workers=min(8, len(images) // 4)) as pool:
             return list(pool.map(lambda im: page_at_tier(im, view), images))
 
-    def _row_mask(self, n_pages: int, rows: Sequence[Sequence[int] | None] | None) -> Any:
+    def _row_mask(self, n_pages: int, rows: Sequence[Sequence[Any] | None] | None) -> Any:
+        """(n_pages, ROWS*COLS) bool: the cells asked for. Each entry of `rows` (one per page) is None (the whole
+        page) or a list of row indices and/or (row, first col, end col) spans."""
         from ocr_model.page import COLS, ROWS
 
         torch = self._torch
         want = torch.ones(n_pages, ROWS, COLS, dtype=torch.bool)
         if rows is not None:
             if len(rows) != n_pages:
-                raise ValueError(f"rows gives one entry per image (a list of row indices, or None for all); "
-                                 f"got {len(rows)} for {n_pages} images")
-            for i, r in enumerate(rows):
-                if r is None:
+                raise ValueError(f"rows gives one entry per image (a list of row indices or (row, first col, end "
+                                 f"col) spans, or None for all); got {len(rows)} for {n_pages} images")
+            for i, asked in enumerate(rows):
+                if asked is None:
                     continue
-                r = sorted({int(k) for k in r})
-                if r and not 0 <= r[0] <= r[-1] < ROWS:
-                    raise ValueError(f"rows of image {i} must lie in 0..{ROWS - 1}, got {r[0]}..{r[-1]}")
                 want[i] = False
-                want[i, r] = True
+                for item in asked:
+                    r, a, b = (item, 0, COLS) if isinstance(item, (int, np.integer)) else (int(x) for x in item)
+                    if not 0 <= r < ROWS or not 0 <= a < b <= COLS:
+                        raise ValueError(f"rows of image {i}: row {r} must lie in 0..{ROWS - 1} and a span's columns "
+                                         f"in 0..{COLS} (first < end); got {item!r}")
+                    want[i, r, a:b] = True
         return want.view(n_pages, ROWS * COLS)
 
     def _group_table(self, n: int, device: Any) -> Any:
@@ -454,20 +458,22 @@ class OpticalReader:
         return out
 
     reads_rows = True  # read(..., rows=) classifies only the rows asked for (optimem reads one turn's rows)
+    reads_spans = True  # ... and rows= may hold (row, first col, end col) spans: only a turn's own cells
     reads_tokens = True  # read(..., tokens=) reuses and hands back token grids (optimem's token cache)
 
     def read(self, images: Sequence[Image.Image], tier: str, *,
              rows: Sequence[Sequence[int] | None] | None = None,
              tokens: Sequence[dict[str, np.ndarray]] | None = None) -> list[Reading]:
         """One Reading per page image (each already at `tier`'s size). `rows`, one entry per image (row
-        indices, or None for the whole page), limits a grid reading to those rows: the other rows read blank
-        and do not count in the confidence; the encoder still sees the whole page. Decoder readings (no head
+        indices and/or (row, first col, end col) spans, or None for the whole page), limits a grid reading to
+        those cells: the others read blank and do not count in the confidence; the encoder still sees the
+        whole page. Decoder readings (no head
         for the tier, or too many unknown cells) always read the whole page. `tokens`, one dict per image
         ({view tier: (h, w, D) grid} from an earlier read of the same image by the same weights), skips the
         encoder for a view that every image of a batch has, and gets the grids encoded here added."""
         if rows is not None and len(rows) != len(images):
-            raise ValueError(f"rows gives one entry per image (row indices, or None for the whole page); got "
-                             f"{len(rows)} for {len(images)} images")
+            raise ValueError(f"rows gives one entry per image (row indices or (row, first col, end col) spans, or "
+                             f"None for the whole page); got {len(rows)} for {len(images)} images")
         if tokens is not None and len(tokens) != len(images):
             raise ValueError(f"tokens gives one dict per image ({{view tier: token grid}}, empty for none); got "
                              f"{len(tokens)} for {len(images)} images")

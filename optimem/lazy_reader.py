@@ -32,6 +32,7 @@ class LazyReader:
     Attributes of the loaded reader (grids, grid_views, views, mode, ...) are reached through it, loading it."""
 
     reads_rows = True  # the loaded OpticalReader reads some rows of a page when asked (read(..., rows=))
+    reads_spans = True  # ... or some cells of a row: rows= may hold (row, first col, end col) spans
     reads_tokens = True  # ... and reuses kept token grids (read(..., tokens=))
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:

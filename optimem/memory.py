@@ -623,6 +623,7 @@ class Memory:
             # a reader that can read some rows reads only the rows of the turns asked for; reconsolidation redraws
             # whole pages from their reading, so with it on pages are read whole
             rows_ok = bool(getattr(self._reader, "reads_rows", False)) and not self.reconsolidate
+            spans_ok = rows_ok and bool(getattr(self._reader, "reads_spans", False))  # only the turns' own cells
             for tier, pages in todo.items():
                 pages = [p for p in pages if not ((c := self._cache.get((p.id, p.file))) and c.has(wanted[(p.id, p.file)]))]
                 readable, images, layouts, rows = [], [], [], []
@@ -636,7 +637,11 @@ class Memory:
                         continue
                     on_page = {s.turn_id for s in layouts[-1].segments}
                     ask = wanted[(p.id, p.file)]
-                    rows.append(layouts[-1].rows_of(ask & on_page) if rows_ok else None)  # all turns: the rows with text
+                    want = ask & on_page  # all turns: the rows (cells) with text
+                    if not rows_ok:
+                        rows.append(None)
+                    else:
+                        rows.append(layouts[-1].spans_of(want) if spans_ok else layouts[-1].rows_of(want))
                 if not images:
                     continue
                 readings = self._read(images, tier, rows=rows if rows_ok and any(r is not None for r in rows) else None,

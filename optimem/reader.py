@@ -3,7 +3,9 @@
     PageReader          protocol Memory needs: read(images, tier) -> [Reading], count_tokens(text)
                         optional: a reader with `reads_rows = True` also takes read(images, tier, rows=[...]),
                         one list of row indices (or None) per image, and reads only those rows (the others
-                        blank); Memory then reads just the rows of the turns a recall or get() asks for
+                        blank); Memory then reads just the rows of the turns a recall or get() asks for;
+                        with `reads_spans = True` too, an entry may hold (row, first col, end col) spans, and
+                        Memory asks only for the cells of those turns (not the rest of rows they share)
     load_reader(model)  None | checkpoint path | (model, tokenizer) | PageReader  ->  PageReader
 
 The model's own adapter (OpticalReader: glyph heads, views, the decoder) lives beside the model, in

@@ -138,6 +138,12 @@ class Layout:
         ids = set(turn_ids)
         return sorted({r for s in self.segments if s.turn_id in ids for r in range(s.first_row, s.last_row + 1)})
 
+    def spans_of(self, turn_ids) -> list[tuple[int, int, int]]:
+        """(row, first col, end col) of every piece (header included) of these turns, in reading order: the
+        cells a reader must read to cut them out, and no cell of another turn."""
+        ids = set(turn_ids)
+        return [(p.row, p.col, p.col + p.width) for p in self.pieces if self.segments[p.segment].turn_id in ids]
+
     def to_json(self) -> str:
         """Compact JSON of the whole map (for storing next to a page); Layout.from_json reads it back."""
         return json.dumps({"v": 2, "segments": [dataclasses.astuple(s) for s in self.segments],

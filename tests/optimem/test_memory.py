@@ -514,6 +514,56 @@ def test_a_reader_that_reads_rows_is_asked_only_for_the_rows_of_the_turns_recall
     assert asked == [None] * len(asked) and asked
 
 
+def test_a_reader_that_reads_spans_is_asked_only_for_the_cells_of_the_turns_recalled(make_memory, oracle, conversation):
+    """A reader with reads_spans gets, per page, (row, first col, end col) spans: exactly the pieces of the
+    turns asked for (not the other turns' cells of rows they share), and every turn comes back exactly."""
+    from ocr_model.page import COLS
+
+    asked = []
+    OracleRead = oracle.read
+
+    def read(images, tier, rows=None):
+        full = OracleRead(images, tier)
+        if rows is None:
+            return full
+        out = []
+        for r, keep in zip(full, rows):
+            asked.append(keep)
+            lines = [line.ljust(COLS) for line in r.text.split("\n")]
+            mask = [[False] * COLS for _ in lines]
+            for item in keep or []:
+                row, a, b = (item, 0, COLS) if isinstance(item, int) else item
+                mask[row][a:b] = [True] * (b - a)
+            text = "\n".join("".join(ch if m else " " for ch, m in zip(line, ms)).rstrip() for line, ms in zip(lines, mask))
+            out.append(type(r)(text, r.confidence, r.complete, r.n_tokens))
+        return out
+
+    oracle.read, oracle.reads_rows, oracle.reads_spans = read, True, True
+    m = make_memory(working_tokens=300)
+    conv = conversation(30)
+    ids = m.add_many(conv)
+    archived = [t for t in ids if m.get(t, decode=False).tier != "verbatim"]
+    assert len(archived) >= 6
+    asked.clear()
+    m._cache.clear()
+    for t in archived:
+        assert m.get(t).text == conv[ids.index(t)]["content"]
+    assert asked and all(isinstance(x, tuple) and len(x) == 3 for spans in asked for x in spans)
+    # a span never reaches into another turn's cells: on every page, the spans asked are that turn's pieces
+    from optimem.memory import _layout_from_json
+
+    pages = {p.id: p for t in archived for p in m._archive.pages_of(t)}
+    shared = 0
+    for p in pages.values():
+        layout = _layout_from_json(p.layout)
+        for seg in layout.segments:
+            mine = set(layout.spans_of({seg.turn_id}))
+            others = {x for s2 in layout.segments if s2.turn_id != seg.turn_id for x in layout.spans_of({s2.turn_id})}
+            assert not mine & others
+            shared += any(r in {o[0] for o in others} for r, _, _ in mine)
+    assert shared  # dense pages: some rows hold two turns, so spans ask for fewer cells than rows would
+
+
 def test_token_cache_keeps_the_grids_a_page_was_read_from_and_drops_them_with_it(make_memory, oracle, conversation):
     """A reader with reads_tokens gets, for a stored page, the grids kept from an earlier read of that very
     image (never of an older image of the page), the grids verification encoded are kept at page-out, a

@@ -242,10 +242,14 @@ def test_reading_some_rows_reads_them_as_the_whole_page_does(tiny_model_dir):
         assert whole.text == page.text and b.text == page.text
         assert a.text == "\nsecond row QX-4821\n\nfourth row"
         assert a.cells is not None and float(a.cells[0].min()) == 1.0  # rows not read: blank, certain
+        (c,) = reader.read([img], "base", rows=[[(1, 7, 18), 3]])  # spans: only those cells of a row
+        assert c.text == "\n       row QX-4821\n\nfourth row"
     with pytest.raises(ValueError, match="one entry per image"):
         reader.read([img], "base", rows=[[1], [2]])
     with pytest.raises(ValueError, match="must lie in"):
         reader.read([img], "base", rows=[[40]])
+    with pytest.raises(ValueError, match="must lie in"):
+        reader.read([img], "base", rows=[[(1, 9, 9)]])
 
 
 def test_turn_confidence_is_the_calibrated_probability_of_an_exact_turn(tiny_model_dir, tmp_path):
