@@ -7,16 +7,19 @@ model (`verify=False`, to build it fast), then faded by consolidate() to each ti
 `recall(query, k)` is timed with the decoded-page cache off (`cache_pages=0`: every recall reads its pages
 cold) for four readers side by side, on the same queries:
 
-    rows+views    the default: only the rows of the recalled turns, the default views (optimem.reader)
+    cells+views   the default: only the cells of the recalled turns (their pieces: `reads_spans`), the
+                  default views (optimem.reader)
+    rows+views    whole rows of the recalled turns (a reader without `reads_spans`): the path before cells
     page+views    whole pages (the reader without `reads_rows`), default views: the path before rows
     rows+own      only the rows, each page read from its own tier's visual tokens (views={})
     page+own      whole pages, own view
-    kept:first    rows+views with the token cache on (Memory's default, token_cache=True): the first recall
-                  of each page encodes it and keeps its grids (this store was built unverified, so none were
-                  kept at page-out; a verified page-out keeps them then)
+    kept:first    cells+views with the token cache on (Memory's default, token_cache=True): the first
+                  recall of each page encodes it and keeps its grids (this store was built unverified, so
+                  none were kept at page-out; a verified page-out keeps them then)
     kept          the same queries again: every page read from its kept grids (glyph heads only)
+    kept:rows     the same again, whole rows instead of the turns' cells (after kept: grids all kept)
 
-The four first readers run with token_cache=False. Reported per tier and reader: recall latency p50 / p95
+The five first readers run with token_cache=False. Reported per tier and reader: recall latency p50 / p95
 (seconds) and the recalled turns' read-back (exact share and mean character precision against the text
 that was added), and the token cache's bytes on disk per page. Nothing is asserted.
 """
@@ -53,7 +56,7 @@ def main(argv=None) -> None:
     ap.add_argument("--tiers", default="base,small,tiny", help="tiers to fade the store to, in order")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--modes", default=None, help="comma-separated readers to time (default: all six)")
+    ap.add_argument("--modes", default=None, help="comma-separated readers to time (default: all eight)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -88,15 +91,17 @@ def main(argv=None) -> None:
             tiers = [m.get(t, decode=False).tier for t in ids]
             share = sum(x == tier for x in tiers) / len(tiers)
             row = {"share_at_tier": round(share, 3)}
-            for name, rows, views, kept in (("rows+views", True, None, False), ("page+views", False, None, False),
-                                            ("rows+own", True, {}, False), ("page+own", False, {}, False),
-                                            ("kept:first", True, None, True), ("kept", True, None, True)):
+            for name, rows, spans, views, kept in (
+                    ("cells+views", True, True, None, False), ("rows+views", True, False, None, False),
+                    ("page+views", False, False, None, False), ("rows+own", True, False, {}, False),
+                    ("page+own", False, False, {}, False), ("kept:first", True, True, None, True),
+                    ("kept", True, True, None, True), ("kept:rows", True, False, None, True)):
                 if args.modes and name not in args.modes.split(","):
                     continue
                 from ocr_model.reader import DEFAULT_VIEWS
 
                 reader.views = dict(DEFAULT_VIEWS if views is None else views)
-                type(reader).reads_rows = rows
+                type(reader).reads_rows, type(reader).reads_spans = rows, spans
                 m.token_cache = kept
                 lat, exact, prec = [], [], []
                 for q in queries:
@@ -118,7 +123,7 @@ def main(argv=None) -> None:
                     row[name]["kept_pages"] = len(files)
                     row[name]["kb_per_page"] = round(sum(f.stat().st_size for f in files) / max(1, len(files)) / 1024, 1)
                 print(tier, f"({share:.0%} of turns)", name, row[name], flush=True)
-            type(reader).reads_rows = True
+            type(reader).reads_rows = type(reader).reads_spans = True
             results["tiers"][tier] = row
         m.close()
     print(json.dumps(results, indent=1))
