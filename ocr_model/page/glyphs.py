@@ -336,8 +336,10 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     leads, is the word's. A word where scripts tie ('ОК', 'KB', 'у': drawn alike in Latin and Cyrillic) takes
     its nearest neighbours' script in the row when that is among the tied ones (the two at the same distance
     disagreeing, or none in the row: the page's most common script), a one-word option after '-' ('-c')
-    Latin; shapes that are also a digit or a sign ('3' / 'З') follow their word's script only if it is not
-    Latin ('00' is not 'ØØ'); else the canonical member (the most common one: ASCII first). Only common
+    and a word right after a backslash ('\\xHH') Latin; the Cyrillic 'і', 'ј', 'ѕ' only on a page that shows
+    a language using them (_LANGUAGE_LETTERS; else 'POSIX' would be Cyrillic); shapes that are also a
+    digit or a sign ('3' / 'З') follow their word's script only if it is not Latin ('00' is not 'ØØ'); else
+    the canonical member (the most common one: ASCII first). Only common
     letters (the basic Latin, Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an
     apostrophe."""
     _, members = _group_tables()
