@@ -472,26 +472,48 @@ def test_stored_pages_keep_page_levels_grey_levels(make_memory, conversation, le
         assert raw.mode == "L" and len(np.unique(grey)) > 16
 
 
-def test_a_reader_that_reads_rows_is_asked_only_for_the_rows_of_the_turns_recalled(make_memory, oracle, conversation):
-    """A reader with reads_rows reads only the rows that hold the turns asked for (the other rows come back
-    blank); every turn still comes back exactly, and the cache knows which turns a partial reading holds."""
-    asked = []
+def _reading_only_asked(oracle_read, asked):
+    """A read() over `oracle_read` that honours rows=: per image, the rows (whole) and (row, first col, end col)
+    spans asked for keep their text, every other cell reads blank; each call's ask is recorded in `asked`
+    (None for a whole-page read)."""
+    from ocr_model.page import COLS
+
+    def only(text, keep):
+        whole = {k for k in keep if isinstance(k, int)}
+        spans = [k for k in keep if not isinstance(k, int)]
+        lines = text.split("\n")
+        out = []
+        for row, line in enumerate(lines):
+            if row in whole:
+                out.append(line)
+                continue
+            cells = line.ljust(COLS)
+            mask = [False] * COLS
+            for r, a, b in spans:
+                if r == row:
+                    mask[a:b] = [True] * (b - a)
+            out.append("".join(ch if m else " " for ch, m in zip(cells, mask)).rstrip())
+        return "\n".join(out)
 
     def read(images, tier, rows=None):
-        full = OracleRead(images, tier)
+        full = oracle_read(images, tier)
         if rows is None:
             asked.append(None)
             return full
         out = []
         for r, keep in zip(full, rows):
             asked.append(keep)
-            lines = r.text.split("\n")
-            text = "\n".join(line if keep is None or k in keep else "" for k, line in enumerate(lines))
-            out.append(type(r)(text, r.confidence, r.complete, r.n_tokens))
+            out.append(r if keep is None else type(r)(only(r.text, keep), r.confidence, r.complete, r.n_tokens))
         return out
 
-    OracleRead = oracle.read
-    oracle.read, oracle.reads_rows = read, True
+    return read
+
+
+def test_a_reader_that_reads_rows_is_asked_only_for_the_rows_of_the_turns_recalled(make_memory, oracle, conversation):
+    """A reader with reads_rows reads only the rows that hold the turns asked for (the other rows come back
+    blank); every turn still comes back exactly, and the cache knows which turns a partial reading holds."""
+    asked = []
+    oracle.read, oracle.reads_rows = _reading_only_asked(oracle.read, asked), True
     m = make_memory(working_tokens=300)
     conv = conversation(30)
     ids = m.add_many(conv)
@@ -517,28 +539,8 @@ def test_a_reader_that_reads_rows_is_asked_only_for_the_rows_of_the_turns_recall
 def test_a_reader_that_reads_spans_is_asked_only_for_the_cells_of_the_turns_recalled(make_memory, oracle, conversation):
     """A reader with reads_spans gets, per page, (row, first col, end col) spans: exactly the pieces of the
     turns asked for (not the other turns' cells of rows they share), and every turn comes back exactly."""
-    from ocr_model.page import COLS
-
     asked = []
-    OracleRead = oracle.read
-
-    def read(images, tier, rows=None):
-        full = OracleRead(images, tier)
-        if rows is None:
-            return full
-        out = []
-        for r, keep in zip(full, rows):
-            asked.append(keep)
-            lines = [line.ljust(COLS) for line in r.text.split("\n")]
-            mask = [[False] * COLS for _ in lines]
-            for item in keep or []:
-                row, a, b = (item, 0, COLS) if isinstance(item, int) else item
-                mask[row][a:b] = [True] * (b - a)
-            text = "\n".join("".join(ch if m else " " for ch, m in zip(line, ms)).rstrip() for line, ms in zip(lines, mask))
-            out.append(type(r)(text, r.confidence, r.complete, r.n_tokens))
-        return out
-
-    oracle.read, oracle.reads_rows, oracle.reads_spans = read, True, True
+    oracle.read, oracle.reads_rows, oracle.reads_spans = _reading_only_asked(oracle.read, asked), True, True
     m = make_memory(working_tokens=300)
     conv = conversation(30)
     ids = m.add_many(conv)
