@@ -23,8 +23,4 @@ setsid nohup python3 -m ocr_model.train --corpus /tmp/c --out "/tmp/runs/$run" -
   > "/tmp/runs/$run.out" 2>&1 < /dev/null &
 pid=$!
 echo "$pid" > "/tmp/runs/$run.pid"
-while kill -0 "$pid" 2>/dev/null && [ $(( $(date +%s) - t0 )) -lt "$cap" ]; do sleep 5; done
-echo "waited $(( $(date +%s) - t0 )) s; trainer still running: $(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
-tail -n 3 "/tmp/runs/$run.out" | cut -c1-300
-grep -h '"eval_step"' "/tmp/runs/$run/log.jsonl" | tail -n 1 | cut -c1-700
-bash /tmp/code/scripts/gpu/pack_ckpt.sh "$run"
+bash /tmp/code/scripts/gpu/follow.sh "$run" $(( cap - ($(date +%s) - t0) ))  # wait, then the checkpoint back
