@@ -38,7 +38,6 @@ def main(argv=None) -> None:
     corpus = data.Corpus(args.corpus, args.split)
     full = data.Stage("full", max_rows=pg.ROWS, min_rows=pg.ROWS)
     canon_of = glyphs.group_of_classes(glyphs.n_classes())
-    table = glyphs.classes()
     out = {}
     for kind in args.kinds.split(","):
         rng = random.Random(args.seed)

@@ -236,10 +236,10 @@ def _language_tables() -> tuple[tuple[frozenset[int], np.ndarray], ...]:
     return tuple(out)
 
 
-def _barred(cells: np.ndarray, rows: list[int]) -> frozenset[int]:
+def _barred(cells: np.ndarray, rows: dict[int, tuple[list[int], list[tuple[int, int]]]]) -> frozenset[int]:
     """The language-specific look-alikes (_LANGUAGE_LETTERS) a page of canonical classes shows no evidence for:
-    no letter of distinct shape of those languages, and no word of `rows` that is Cyrillic without them yet
-    holds their shape ('файлі', 'моја')."""
+    no letter of distinct shape of those languages, and no word of `rows` ({row: (classes, words)}) that is
+    Cyrillic without them yet holds their shape ('файлі', 'моја')."""
     group_of, members = _group_tables()
     out: dict[frozenset[int], frozenset[int]] = {}  # look-alikes -> their groups' canonical classes
     for alike, evidence in _language_tables():
@@ -248,9 +248,8 @@ def _barred(cells: np.ndarray, rows: list[int]) -> frozenset[int]:
     if not out:
         return frozenset()
     barred = frozenset().union(*out)
-    for r in rows:
-        ks = [int(k) for k in cells[r]]
-        for a, b in _words(ks):
+    for ks, words in rows.values():
+        for a, b in words:
             word = ks[a:b]
             if any(k in g for g in out.values() for k in word) and _script_of(word, barred)[0] == "CYRILLIC":
                 for alike, g in list(out.items()):
@@ -285,7 +284,8 @@ def _only_letters(group: tuple[int, ...]) -> bool:
     return all(unicodedata.category(table[m]).startswith("L") for m in group)
 
 
-_RULES = {"page": True, "digits": True, "options": True, "escapes": True}  # switches for measuring each rule (benchmarks)
+# switches for measuring each rule (benchmarks)
+_RULES = {"page": True, "digits": True, "options": True, "escapes": True}
 
 
 @cache
@@ -350,16 +350,19 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     # a row of ASCII classes only (1-94) or blanks stays as it is on a page whose most common script is Latin:
     # every one of its words has Latin among its top scripts (an ASCII letter is Latin, whatever else it is
     # drawn like), so it resolves to the ASCII member; for the page's count of scripts it counts as Latin
-    todo = [int(r) for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]]
-    barred = _barred(out, todo) if todo else frozenset()  # 'і' on a page with no Ukrainian or Belarusian letter is 'i'
+    todo: dict[int, tuple[list[int], list[tuple[int, int]]]] = {}  # row -> (its classes, its words)
+    for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]:
+        ks = [int(k) for k in out[r]]
+        todo[int(r)] = (ks, _words(ks))
+    barred = _barred(out, todo) if todo else frozenset()  # 'і' on a page with no Ukrainian letter is 'i'
     rows: dict[int, tuple[list[int], list[tuple[int, int]], list]] = {}
     count: dict[str, int] = {"LATIN": 0}
     for r in range(out.shape[0]):
-        ks = [int(k) for k in out[r]]
         if r not in todo:
+            ks = [int(k) for k in out[r]]
             count["LATIN"] += sum(1 for k in ks if k in members or 0 < k < ASCII_CLASSES and table[k].isalpha()) > 0
             continue
-        words = _words(ks)
+        ks, words = todo[r]
         scripts = [_script_of(ks[a:b], barred) for a, b in words]
         rows[r] = (ks, words, scripts)
         for own, _ in scripts:
