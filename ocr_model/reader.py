@@ -352,7 +352,7 @@ class OpticalReader:
         with ThreadPoolExecutor(max_workers=min(8, len(images) // 4)) as pool:
             return list(pool.map(lambda im: page_at_tier(im, view), images))
 
-    def _row_mask(self, n_pages: int, rows: Sequence[Sequence[Any] | None] | None) -> Any:
+    def _row_mask(self, n_pages: int, rows: Sequence[Sequence[int | tuple[int, int, int]] | None] | None) -> Any:
         """(n_pages, ROWS*COLS) bool: the cells asked for. Each entry of `rows` (one per page) is None (the whole
         page) or a list of row indices and/or (row, first col, end col) spans."""
         from ocr_model.page import COLS, ROWS
@@ -464,13 +464,13 @@ class OpticalReader:
     reads_tokens = True  # read(..., tokens=) reuses and hands back token grids (optimem's token cache)
 
     def read(self, images: Sequence[Image.Image], tier: str, *,
-             rows: Sequence[Sequence[int] | None] | None = None,
+             rows: Sequence[Sequence[int | tuple[int, int, int]] | None] | None = None,
              tokens: Sequence[dict[str, np.ndarray]] | None = None) -> list[Reading]:
         """One Reading per page image (each already at `tier`'s size). `rows`, one entry per image (row
         indices and/or (row, first col, end col) spans, or None for the whole page), limits a grid reading to
         those cells: the others read blank and do not count in the confidence; the encoder still sees the
-        whole page. Decoder readings (no head
-        for the tier, or too many unknown cells) always read the whole page. `tokens`, one dict per image
+        whole page. Decoder readings (no head for the tier, or too many unknown cells) always read the whole
+        page. `tokens`, one dict per image
         ({view tier: (h, w, D) grid} from an earlier read of the same image by the same weights), skips the
         encoder for a view that every image of a batch has, and gets the grids encoded here added."""
         if rows is not None and len(rows) != len(images):
