@@ -558,6 +558,11 @@ class Stage:
     anywhere: bool = True
     mix: tuple[tuple[str, float], ...] = (("random_chars", 0.3), ("random_words", 0.15), ("structured", 0.15),
                                           ("prose", 0.15), ("dialogue", 0.1), ("code", 0.15), ("symbols", 0.05))
+    # A stage that trains the gist tier on pages of its own: `gist_share` of the render rounds draw their pages
+    # from `gist_mix` and read them at gist and one other tier; the other rounds never read gist. (36 tokens
+    # cannot hold a page of CJK; the gist target is Latin-script text.)
+    gist_mix: tuple[tuple[str, float], ...] | None = None
+    gist_share: float = 0.0
 
 
 def make_page(corpus: Corpus, stage: Stage, rng: random.Random, kind: str | None = None):

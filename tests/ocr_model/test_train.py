@@ -206,3 +206,24 @@ def test_text_every_skips_the_decoder_on_glyph_only_steps(tmp_path, corpus_dir):
     assert rec["text_loss"] == rec["text_loss"] and rec["glyph_loss"] == rec["glyph_loss"]  # both logged, finite
     with pytest.raises(SystemExit):
         train.main(["--config", str(cfg), "--out", out, "--text-every", "0"])
+
+
+def test_a_gist_stage_reads_gist_only_on_its_own_pages_and_beside_one_other_tier():
+    import random
+
+    stage = next(s for s in train.STAGES if s.name == "gist")
+    rng, rounds = random.Random(0), []
+    for _ in range(400):
+        tiers, pages = train.round_tiers(stage, {}, 3, rng)
+        assert len(set(tiers)) == len(tiers)
+        if "gist" in tiers:
+            assert len(tiers) == 2 and pages.mix == train.GIST_MIX
+        else:
+            assert len(tiers) == 3 and pages.mix == stage.mix
+        rounds.append("gist" in tiers)
+    assert 0.5 < sum(rounds) / len(rounds) < 0.7  # gist_share 0.6
+    plain = next(s for s in train.STAGES if s.name == "cjk")
+    assert train.round_tiers(plain, {}, 3, random.Random(0))[1] is plain
+    assert train.gist_pages(stage).mix == train.GIST_MIX and train.gist_pages(plain) is plain
+    kinds = {k for k, _ in train.GIST_MIX} | {k for k, _ in train.CJK_CYR_MIX}
+    assert kinds <= set(train.data.ALL_KINDS)
