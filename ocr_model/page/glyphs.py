@@ -354,14 +354,13 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]:
         ks = [int(k) for k in out[r]]
         todo[int(r)] = (ks, _words(ks))
-    barred = _barred(out, todo) if todo else frozenset()  # 'і' on a page with no Ukrainian letter is 'i'
+    if not todo:  # ASCII rows only: the page's script is Latin, and every word resolves to its ASCII member
+        return out
+    barred = _barred(out, todo)  # 'і' on a page with no Ukrainian letter is 'i'
     rows: dict[int, tuple[list[int], list[tuple[int, int]], list]] = {}
-    count: dict[str, int] = {"LATIN": 0}
-    for r in range(out.shape[0]):
-        if r not in todo:
-            ks = [int(k) for k in out[r]]
-            count["LATIN"] += sum(1 for k in ks if k in members or 0 < k < ASCII_CLASSES and table[k].isalpha()) > 0
-            continue
+    plain = np.array([r not in todo for r in range(out.shape[0])])  # the ASCII rows, each Latin if it has a letter
+    count: dict[str, int] = {"LATIN": int(_letterish(len(table))[out[plain]].any(axis=1).sum())}
+    for r in todo:
         ks, words = todo[r]
         scripts = [_script_of(ks[a:b], barred) for a, b in words]
         rows[r] = (ks, words, scripts)
@@ -407,6 +406,14 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                     row[j] = next((m for m in group if _script(table[m]) == pick and _common(table[m])
                                    and m not in barred), ks[j])
     return out
+
+
+@cache
+def _letterish(n: int) -> np.ndarray:
+    """(n,) bool: classes that make an ASCII row count as Latin (a homoglyph member or an ASCII letter)."""
+    _, members = _group_tables()
+    table = classes()
+    return np.array([k in members or 0 < k < ASCII_CLASSES and table[k].isalpha() for k in range(n)])
 
 
 def _neighbours(scripts: list, words: list, ks: list[int], w: int, page: str | None) -> str | None:
