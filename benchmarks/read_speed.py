@@ -9,6 +9,8 @@ and code), stored as Memory stores them (16 greys) and faded to each tier. For e
     pixels        PIL page images -> model input on the device (OpticalReader.pixels)
     read own      OpticalReader.read(images, tier) with views={}: pixels, encoder, glyph heads, top-k,
                   homoglyphs, text and token counts - everything a caller gets, from the tier's own tokens
+                  (on a GPU the host side of each batch overlaps the next batch: OpticalReader.overlap)
+    read inline   read own with overlap=False: every batch's host side in line (side by side with the above)
     read views    the same with the default views (the page also resampled to the other tiers and encoded)
     read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
 
@@ -84,6 +86,8 @@ def main(argv=None) -> None:
         stored = [as_stored(p.image, "base") for p in pages]
         ims = stored if tier == "base" else [as_stored(page_at_tier(im, tier), tier) for im in stored]
         own = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid")
+        inline = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
+                               overlap=False)
         views = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid")
         chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
         pix = [own.pixels(c, tier) for c in chunks]
@@ -99,8 +103,11 @@ def main(argv=None) -> None:
 
         row = {"encoder": rate(encoder), "pixels": rate(pixels),
                "read own": rate(lambda: own.read(ims, tier)),
+               "read inline": rate(lambda: inline.read(ims, tier)),
                "read views": rate(lambda: views.read(ims, tier)),
                "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))}
+        if args.device.startswith("cuda"):
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
         got = own.read(ims[:8], tier)
         from ocr_model.eval import char_precision
 

@@ -35,6 +35,8 @@ Rows: `read(images, tier, rows=[...])` classifies only the token slots of the ro
 sees the whole page; other rows read blank). The grid readout runs a whole batch through tensor ops on the
 model's device: logits of the needed slots, top-k, the views' combination gathered from the logits, the
 homoglyph shapes; then per page on the host: the word-script vote, the text, the token counts (one batch).
+On a GPU (`overlap`, on by default there) that host work runs on a worker thread while the device reads the
+next batch, and greyscale pages go up from a pinned host buffer; on a CPU everything runs in line.
 
 Kept token grids: `read(images, tier, tokens=[{view: (h, w, D) float16 array}, ...])`, one dict per image,
 reuses the grids a caller kept for a view when every image of a batch has it, and adds to each dict the grids
@@ -162,6 +164,7 @@ class OpticalReader:
         top_k: int = 8,
         exact_views: bool = False,
         calibration: Mapping[str, Mapping[str, Any]] | None = None,
+        overlap: bool | None = None,
     ) -> None:
         import torch
 
@@ -191,6 +194,10 @@ class OpticalReader:
         self.calibration = dict(calibration or {})  # tier -> logistic curve over a turn's cells (turn_confidence)
         self._torch = torch
         self._lock = threading.Lock()  # one forward pass at a time: torch modules are not re-entrant
+        # the host side of a grid read (word-script vote, text, token counts) on a worker thread while the device
+        # reads the next batch; None: on when the model is on a GPU (on a CPU the threads would only compete)
+        self.overlap = model.device.type != "cpu" if overlap is None else bool(overlap)
+        self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
         self._fingerprint: str | None = None
 
@@ -246,9 +253,31 @@ class OpticalReader:
         torch, side = self._torch, TIERS[tier].side if tier in TIERS else None
         if side is None or not all(im.mode == "L" and im.size == (side, side) for im in images):
             return to_tensor(list(images), tier).to(self.model.device)
-        u8 = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))  # [B,S,S]
-        x = u8.to(self.model.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if self.model.device.type == "cuda":
+            u8 = self._pinned(len(images), side)  # [B,S,S], page-locked: the upload runs asynchronously
+            host = u8.numpy()
+            for i, im in enumerate(images):
+                host[i] = np.asarray(im, dtype=np.uint8)
+        else:
+            u8 = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))  # [B,S,S]
+        x = u8.to(self.model.device, non_blocking=True)
+        if u8.is_pinned():  # the buffer may be filled again only once this copy has run
+            event = torch.cuda.Event()
+            event.record()
+            self._pins[(len(images), side)] = (u8, event)
+        x = x.float().div_(127.5).sub_(1.0)
         return x.unsqueeze(1).expand(-1, 3, -1, -1)  # [B,3,S,S]: the three channels of a grey page
+
+    def _pinned(self, n: int, side: int) -> Any:
+        """A page-locked (n, side, side) uint8 host buffer, reused per shape (a few shapes kept), once the
+        upload that last read it has run."""
+        buf, event = self._pins.pop((n, side), (None, None))
+        if buf is None:
+            while len(self._pins) >= 4:  # a few shapes: the tiers' sides x the last batch's size
+                self._pins.pop(next(iter(self._pins)))
+            return self._torch.empty((n, side, side), dtype=self._torch.uint8).pin_memory()
+        event.synchronize()
+        return buf
 
     def _room(self, visual_len: int) -> int:
         cap = self.model.cfg.decoder.max_positions - 1 - visual_len  # BOS + visual tokens come first
@@ -265,20 +294,20 @@ class OpticalReader:
         out[tier] = 1.0
         return {t: w for t, w in out.items() if str(TIERS[t].grid) in self.glyph_heads}
 
-    def _read_grid(
+    def _grid_cells(
         self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
         rows: Sequence[Sequence[int] | None] | None = None,
-    ) -> list[tuple[Reading, float]]:
-        """Glyph-head readings of pages stored at `tier`, from `views` (see the module doc), each with the share
-        of its drawn cells that no class spells. Token grids go into `encoded` ({tier: [b,h,w,D]}). With
-        `rows`, only those rows of each page are classified (the others read blank). The whole batch goes
-        through tensor ops (the device's), one per step; `exact_views` takes the per-page reference path."""
-        from ocr_model.glyphs import OTHER
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The glyph heads' cells of pages stored at `tier`, read from `views` (see the module doc): (B, ROWS,
+        COLS) chosen shapes (homoglyph groups' canonical classes) and their probabilities, on the host. Token
+        grids go into `encoded` ({tier: [b,h,w,D]}). With `rows`, only those rows of each page are classified
+        (the others read blank, probability 1). The whole batch goes through tensor ops (the device's), one
+        per step; `exact_views` takes the per-page reference path. `_readings` makes Readings of them."""
         from ocr_model.page import COLS, ROWS
         from ocr_model.page.glyphs import cell_slots
 
         if self.exact_views:
-            return self._read_grid_reference(images, tier, views, encoded, rows)
+            return self._grid_cells_reference(images, tier, views, encoded, rows)
         torch = self._torch
         B, total = len(images), sum(views.values())
         want = self._row_mask(B, rows)  # (B, ROWS*COLS) bool: the cells asked for
@@ -304,9 +333,10 @@ class OpticalReader:
                 per_page = full.shape[1] * full.shape[2] * full.shape[3]
                 flat = (page_i * per_page + slot_of[cell_i]).to(g.device)
                 logits = full.reshape(-1, full.shape[-1])[flat].unsqueeze(0)
-            logits = logits.float()
+            # logits stay in the heads' dtype (bf16 on a GPU: a float copy of (P, 17k) would be ~25 GB at 128
+            # base pages); what is computed from them is float32
             top, idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1)  # (1, P, k), sorted
-            lse = self._logsumexp(logits[0], top[0, :, 0]).unsqueeze(0)  # (1, P)
+            lse = self._logsumexp(logits[0], top[0, :, 0].float()).unsqueeze(0)  # (1, P)
             per_view.append((weight / total, logits, lse, idx, torch.arange(P, device=g.device)))
         cls_all = torch.zeros(B * ROWS * COLS, dtype=torch.long)
         conf_all = torch.ones(B * ROWS * COLS, dtype=torch.float64)
@@ -322,22 +352,21 @@ class OpticalReader:
             at = page_i * (ROWS * COLS) + cell_i  # (P,) into the batch's cells
             conf_all[at] = (probs * (group == shape)).sum(-1)[0].double().cpu()
             cls_all[at] = shape[0, :, 0].cpu()
-        cls_all, conf_all = cls_all.view(B, ROWS * COLS), conf_all.view(B, ROWS * COLS)  # rows not asked: blank
-        return self._readings([cls_all[i].view(ROWS, COLS).numpy() for i in range(B)],
-                              [conf_all[i].view(ROWS, COLS).numpy() for i in range(B)], OTHER)
+        return cls_all.view(B, ROWS, COLS).numpy(), conf_all.view(B, ROWS, COLS).numpy()  # rows not asked: blank
 
     def _logsumexp(self, logits: Any, top: Any) -> Any:
-        """log-sum-exp over the classes of (P, C) logits given each row's max (P,). Differences below -80 are
-        raised to -80 first: exp() of them would be a float32 denormal (x86 computes those ~25x slower: most
-        of a read from kept grids was that), and what they add, < 17,143 * e^-80 ~ 1e-30, is far below the
-        top class's 1. On a CPU in blocks of 32 rows whose temporary stays in cache (3x one pass over a
-        (P, 17k) table; torch.logsumexp is 3.4x slower still); on a GPU in one pass."""
+        """float32 log-sum-exp over the classes of (P, C) logits given each row's max (P,) in float32.
+        Differences below -80 are raised to -80 first: exp() of them would be a float32 denormal (x86 computes
+        those ~25x slower: most of a read from kept grids was that), and what they add, < 17,143 * e^-80 ~
+        1e-30, is far below the top class's 1. In blocks of rows whose float32 temporary stays small: 32 rows
+        on a CPU (in cache: 3x one pass over a (P, 17k) table; torch.logsumexp is 3.4x slower still), 32k on
+        a GPU (~2 GB, where the whole table would be tens)."""
         torch = self._torch
-        if logits.device.type != "cpu":
-            return (logits - top.unsqueeze(-1)).clamp_(min=-80.0).exp_().sum(-1).log_() + top
+        step = 32 if logits.device.type == "cpu" else 32768
         out = torch.empty_like(top)
-        for a in range(0, logits.shape[0], 32):
-            out[a : a + 32] = (logits[a : a + 32] - top[a : a + 32, None]).clamp_(min=-80.0).exp_().sum(-1)
+        for a in range(0, logits.shape[0], step):
+            d = logits[a : a + step].float() - top[a : a + step, None]
+            out[a : a + step] = d.clamp_(min=-80.0).exp_().sum(-1)
         return out.log_() + top
 
     def _resampled(self, images: Sequence[Image.Image], view: str) -> list[Image.Image]:
@@ -383,9 +412,9 @@ class OpticalReader:
             cached = self._groups = self._torch.from_numpy(group_of_classes(max(n, 1))).to(device)
         return cached
 
-    def _readings(self, cls: list[np.ndarray], conf: list[np.ndarray], other: int) -> list[tuple[Reading, float]]:
+    def _readings(self, cls: Sequence[np.ndarray], conf: Sequence[np.ndarray]) -> list[Reading]:
         """Per page: (ROWS, COLS) chosen shapes and their probabilities -> the Reading (homoglyphs resolved by
-        word; token counts in one batch) and the share of its drawn cells that no class spells."""
+        word; token counts in one batch). Host work only: `read` runs it on a worker thread (`overlap`)."""
         from ocr_model.glyphs import cells_text
         from ocr_model.page.glyphs import resolve_homoglyphs
 
@@ -398,9 +427,17 @@ class OpticalReader:
             drawn = c != 0
             sel = p[drawn] if drawn.any() else p.reshape(-1)
             confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
-            reading = Reading(text, confidence, True, n, method="grid", cells=p.astype(np.float32))
-            out.append((reading, float((c == other).sum()) / max(1, int(drawn.sum()))))
+            out.append(Reading(text, confidence, True, n, method="grid", cells=p.astype(np.float32)))
         return out
+
+    @staticmethod
+    def _unknown_share(cls: np.ndarray) -> np.ndarray:
+        """(B,) share of each page's drawn cells (B, ROWS, COLS) that no class spells (read as OTHER). The
+        word-script vote swaps letters within a homoglyph group only, so it does not change this."""
+        from ocr_model.glyphs import OTHER
+
+        drawn = (cls != 0).sum(axis=(1, 2))
+        return (cls == OTHER).sum(axis=(1, 2)) / np.maximum(drawn, 1)
 
     def _combine_batch(self, views: list) -> tuple[Any, Any]:
         """The views' cell evidence for a batch -> (candidate classes (B, n, M), weighted log p (B, n, M + 1)):
@@ -424,14 +461,14 @@ class OpticalReader:
             rest += w * (1.0 - p_in).clamp(min=1e-12).log()
         return cand, torch.cat([score.masked_fill(dup, -1e9), rest], -1)
 
-    def _read_grid_reference(
+    def _grid_cells_reference(
         self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
         rows: Sequence[Sequence[int] | None] | None = None,
-    ) -> list[tuple[Reading, float]]:
-        """The readable reference of `_read_grid` (`exact_views=True`): page by page, every class of every cell
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The readable reference of `_grid_cells` (`exact_views=True`): page by page, every class of every cell
         of every view (`cell_log_probs`), combined as a weighted geometric mean (the same argmax as the
         weighted sum, a confidence on one view's scale); rows not asked for are blanked after reading."""
-        from ocr_model.glyphs import OTHER, cell_log_probs
+        from ocr_model.glyphs import cell_log_probs
         from ocr_model.page import COLS, ROWS
 
         total = sum(views.values())
@@ -445,19 +482,18 @@ class OpticalReader:
             logits = head(g.to(head.cls.weight.dtype))  # [b,h,w,S,classes]
             for i, x in enumerate(logits):
                 per_view[i].append((cell_log_probs(x).flatten(0, 1), weight / total))
-        out = []
+        cls_out, conf_out = [], []
         for views_i in per_view:
             n = min(lp.shape[-1] for lp, _ in views_i)  # heads may differ in class count
             probs = sum(w * lp[:, :n] for lp, w in views_i).softmax(-1)  # (cells, n)
-            # classes drawn with identical pixels are one shape (see _read_grid)
+            # classes drawn with identical pixels are one shape (see _grid_cells)
             group = self._group_table(n, probs.device)[:n].expand_as(probs)  # (cells, n)
             shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (cells, 1)
             conf_t = (probs * (group == shape)).sum(-1)
-            keep = want[len(out)].view(ROWS, COLS).to(shape.device)
-            cls_t = shape.squeeze(-1).view(ROWS, COLS).masked_fill(~keep, 0)
-            conf = conf_t.view(ROWS, COLS).masked_fill(~keep, 1.0).double().cpu().numpy()
-            out += self._readings([cls_t.cpu().numpy()], [conf], OTHER)
-        return out
+            keep = want[len(cls_out)].view(ROWS, COLS).to(shape.device)
+            cls_out.append(shape.squeeze(-1).view(ROWS, COLS).masked_fill(~keep, 0).cpu().numpy())
+            conf_out.append(conf_t.view(ROWS, COLS).masked_fill(~keep, 1.0).double().cpu().numpy())
+        return np.stack(cls_out), np.stack(conf_out)
 
     reads_rows = True  # read(..., rows=) classifies only the rows asked for (optimem reads one turn's rows)
     reads_spans = True  # ... and rows= may hold (row, first col, end col) spans: only a turn's own cells
@@ -479,44 +515,66 @@ class OpticalReader:
         if tokens is not None and len(tokens) != len(images):
             raise ValueError(f"tokens gives one dict per image ({{view tier: token grid}}, empty for none); got "
                              f"{len(tokens)} for {len(images)} images")
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        done: list[tuple[list[int], Any, dict[int, Reading], int]] = []  # per batch: grid pages, their readings, decoded
+        several = len(images) > self.batch_size  # overlap pays from the second batch on
+        pool = ThreadPoolExecutor(1, thread_name_prefix="optical-read") if self.overlap and several else None
+        try:
+            with self._lock, self._torch.inference_mode():
+                for s in range(0, len(images), self.batch_size):
+                    chunk = images[s : s + self.batch_size]
+                    done.append(self._read_batch(chunk, tier, None if rows is None else rows[s : s + self.batch_size],
+                                                 None if tokens is None else tokens[s : s + self.batch_size], pool))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         out: list[Reading] = []
-        with self._lock, self._torch.inference_mode():
-            for s in range(0, len(images), self.batch_size):
-                chunk = images[s : s + self.batch_size]
-                encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
-                kept = None if tokens is None else tokens[s : s + self.batch_size]
-                if kept is not None:
-                    encoded.update(self._kept_grids(kept))
-                    given = set(encoded)
-                readings: list[Reading | None] = [None] * len(chunk)
-                views = self.grid_views(tier) if self.mode != "decoder" else {}
-                if self.mode == "grid" and not views:
-                    raise ReaderError(
-                        f"mode='grid': the glyph heads read token grids {self.grids()}, and no view of tier "
-                        f"{tier!r} has one (views: {self.views or 'own tier only'}); use mode='auto' to let "
-                        "the decoder read it, or add a view"
-                    )
-                if views:
-                    chunk_rows = None if rows is None else rows[s : s + self.batch_size]
-                    for i, (r, unknown) in enumerate(self._read_grid(chunk, tier, views, encoded, chunk_rows)):
-                        if self.mode == "grid" or unknown <= self.max_unknown:
-                            readings[i] = r
-                rest = [i for i, r in enumerate(readings) if r is None]
-                if rest:  # the decoder reads the tier's own visual tokens
-                    own = encoded[tier][rest] if tier in encoded else self._encode_grid([chunk[i] for i in rest], tier)
-                    visual = self.model.layout_visual(own)  # [n,Tv,D]
-                    gens = self.model.generate(visual, max_new_tokens=self._room(visual.shape[1]))
-                    for i, g in zip(rest, gens):
-                        ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
-                        conf = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
-                        readings[i] = Reading(self.tokenizer.decode(ids), conf, bool(g.eos), len(ids))
-                out.extend(r for r in readings if r is not None)
-                if kept is not None:  # hand back what was encoded here: float16 on the host, per image
-                    for view in set(encoded) - given:
-                        grids = encoded[view].to(self._torch.float16).cpu().numpy()  # (b, h, w, D)
-                        for d, g in zip(kept, grids):
-                            d[view] = g
+        for grid_pages, grid, decoded, n in done:
+            got = dict(zip(grid_pages, grid.result() if isinstance(grid, Future) else grid))
+            out += [got[i] if i in got else decoded[i] for i in range(n)]
         return out
+
+    def _read_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, kept: Any,
+                    pool: Any) -> tuple[list[int], Any, dict[int, Reading], int]:
+        """One batch of `read`: (pages read by the grid, their Readings - or the Future of them, when `pool`
+        makes them on its thread -, the decoder's Readings by page, pages in the batch)."""
+        encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
+        if kept is not None:
+            encoded.update(self._kept_grids(kept))
+            given = set(encoded)
+        views = self.grid_views(tier) if self.mode != "decoder" else {}
+        if self.mode == "grid" and not views:
+            raise ReaderError(
+                f"mode='grid': the glyph heads read token grids {self.grids()}, and no view of tier "
+                f"{tier!r} has one (views: {self.views or 'own tier only'}); use mode='auto' to let "
+                "the decoder read it, or add a view"
+            )
+        grid_pages: list[int] = []
+        grid: Any = []
+        if views:
+            cls, conf = self._grid_cells(chunk, tier, views, encoded, chunk_rows)  # (b, ROWS, COLS) each
+            unknown = self._unknown_share(cls)
+            grid_pages = [i for i in range(len(chunk)) if self.mode == "grid" or unknown[i] <= self.max_unknown]
+            cells, probs = [cls[i] for i in grid_pages], [conf[i] for i in grid_pages]
+            grid = pool.submit(self._readings, cells, probs) if pool is not None else self._readings(cells, probs)
+        decoded: dict[int, Reading] = {}
+        taken = set(grid_pages)
+        rest = [i for i in range(len(chunk)) if i not in taken]
+        if rest:  # the decoder reads the tier's own visual tokens
+            own = encoded[tier][rest] if tier in encoded else self._encode_grid([chunk[i] for i in rest], tier)
+            visual = self.model.layout_visual(own)  # [n,Tv,D]
+            gens = self.model.generate(visual, max_new_tokens=self._room(visual.shape[1]))
+            for i, g in zip(rest, gens):
+                ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
+                conf_g = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
+                decoded[i] = Reading(self.tokenizer.decode(ids), conf_g, bool(g.eos), len(ids))
+        if kept is not None:  # hand back what was encoded here: float16 on the host, per image
+            for view in set(encoded) - given:
+                grids = encoded[view].to(self._torch.float16).cpu().numpy()  # (b, h, w, D)
+                for d, g in zip(kept, grids):
+                    d[view] = g
+        return grid_pages, grid, decoded, len(chunk)
 
     def _kept_grids(self, kept: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
         """{view: (b, h, w, D) tensor in the model's dtype} for each view that every dict of `kept` has."""

@@ -28,8 +28,8 @@ def test_read_speed_on_cpu_with_a_tiny_model(tiny_model_dir, tmp_path, load_benc
     bench.main(["--model", str(d), "--device", "cpu", "--pages", "2", "--batch", "2", "--tiers", "tiny",
                 "--repeats", "1", "--json", str(out)])
     row = json.loads(out.read_text())["tiers"]["tiny"]
-    assert set(row) >= {"encoder", "pixels", "read own", "read views", "read rows", "sample_precision"}
-    assert all(row[k] > 0 for k in ("encoder", "pixels", "read own", "read views", "read rows"))
+    assert set(row) >= {"encoder", "pixels", "read own", "read inline", "read views", "read rows", "sample_precision"}
+    assert all(row[k] > 0 for k in ("encoder", "pixels", "read own", "read inline", "read views", "read rows"))
 
 
 def test_confidence_auroc_and_logistic_fit(load_benchmark):

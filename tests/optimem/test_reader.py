@@ -324,3 +324,50 @@ def test_kept_token_grids_read_like_the_encoder_and_skip_it(tiny_model_dir, tmp_
         reader.read([img], "small", tokens=[{}, {}])
     assert reader.fingerprint == weights_fingerprint(d) == LazyReader(d).fingerprint
     assert len(reader.fingerprint) == 16 and reader.fingerprint != before  # the heads are part of the weights
+
+
+def test_overlapped_batches_read_like_one_page_at_a_time(tiny_model_dir):
+    """overlap (the host side of each grid batch on a worker thread, on by default on a GPU, forced here on
+    the CPU) gives every page the Reading it gets inline, in order: grid pages as when read alone, decoder
+    pages as in the same batches inline."""
+    model, tok = load_pretrained(tiny_model_dir)
+    heads = _OracleHeads()
+    page = pg.render_plain_page("The locker code is QX-4821-MB.\n    indented  line")
+    heads.page = page
+    imgs = [page.image] * 5
+    alone = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=4, overlap=False)
+    piped = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=4, batch_size=2, overlap=True)
+    assert not OpticalReader(model, tok, glyph_heads=heads).overlap  # off by default on a CPU
+    assert piped.read(imgs, "base") == [alone.read([im], "base")[0] for im in imgs]
+    heads.page = pg.render_plain_page("שלום " * 20)  # boxes: every page goes to the decoder
+    got = piped.read(imgs, "base")
+    inline = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=4, batch_size=2, overlap=False)
+    assert [r.method for r in got] == ["decoder"] * 5 and got == inline.read(imgs, "base")  # same batches
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_read_path_reads_like_the_cpu(tiny_model_dir, monkeypatch):
+    """On a GPU: pinned uploads, the blockwise log-sum-exp and the overlapped host side read as the CPU path
+    does (float32 on both, TF32 off), and overlap on or off gives identical Readings; in bf16 too."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    model, tok = load_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    heads = glyphs.make_glyph_heads(model.cfg.decoder.dim, (16, 10, 8))
+    pages = [pg.render_plain_page(f"page {i}: the locker code is QX-{4821 + i}-MB.") for i in range(5)]
+    imgs = [pg.page_at_tier(p.image, "small") for p in pages]
+    cpu = OpticalReader(model, tok, glyph_heads=heads, mode="grid", batch_size=2).read(imgs, "small")
+    for dtype in (torch.float32, torch.bfloat16):
+        gmodel, _ = load_pretrained(tiny_model_dir, device="cuda", dtype=dtype)
+        gheads = glyphs.make_glyph_heads(model.cfg.decoder.dim, (16, 10, 8))
+        gheads.load_state_dict(heads.state_dict())
+        gheads = gheads.to("cuda", dtype)
+        on = OpticalReader(gmodel, tok, glyph_heads=gheads, mode="grid", batch_size=2)
+        off = OpticalReader(gmodel, tok, glyph_heads=gheads, mode="grid", batch_size=2, overlap=False)
+        assert on.overlap and not off.overlap
+        a, b = on.read(imgs, "small"), off.read(imgs, "small")
+        assert [x.text for x in a] == [x.text for x in b]
+        assert all(np.array_equal(x.cells, y.cells) for x, y in zip(a, b))
+        if dtype == torch.float32:
+            assert sum(x.text == y.text for x, y in zip(a, cpu)) >= 4
+            assert all(float(np.abs(x.cells - y.cells).max()) < 1e-2 for x, y in zip(a, cpu) if x.text == y.text)
