@@ -19,6 +19,12 @@ off = load(device="cuda", views={}, mode="grid", batch_size=64, overlap=False)
 a, b = on.read(ims, "base"), off.read(ims, "base")
 print("overlap", on.overlap, off.overlap, "identical texts:", sum(x.text == y.text for x, y in zip(a, b)), "/", len(a),
       "cells equal:", all((x.cells == y.cells).all() for x, y in zip(a, b)))
+ref = load(device="cuda", views={}, mode="grid", batch_size=64, overlap=False)
+ref._classify = lambda cls, f: cls(f)  # the plain classifier and torch.topk: what _classify / _topk replace
+ref._topk = lambda logits, k: logits.topk(k, dim=-1)
+c = ref.read(ims, "base")
+print("padded classes + block top-k vs plain: identical texts", sum(x.text == y.text for x, y in zip(a, c)), "/", len(a),
+      "max cell prob diff", max(float(abs(x.cells - y.cells).max()) for x, y in zip(a, c)))
 PY
 python3 benchmarks/read_speed.py --device cuda --pages 512 --batch 128 --repeats 2 --json "$OUT/rs128.json" 2>&1 | grep -v '^ \|^{\|^}'
 python3 benchmarks/read_speed.py --device cuda --pages 512 --batch 256 --repeats 2 --json "$OUT/rs256.json" 2>&1 | grep -v '^ \|^{\|^}'
