@@ -167,7 +167,9 @@ def homoglyph_groups() -> tuple[str, ...]:
 LEXICON_FILE = HOMOGLYPHS_FILE.parent / "homoglyph_lexicon.json"
 LEXICON_MIN_GAIN = 1
 LEXICON_MIN_SHARE = 0.5
-LEXICON_MIN_COUNT = {"LATIN": 2}  # sightings an entry needs, by page script (1 where not named)
+# sightings an entry needs, by page script (1 where not named): on a Latin page one sighting is not enough
+# to respell a Latin word ('cy' was once 'су' in a Latin row of the training text)
+LEXICON_MIN_COUNT = {"LATIN": 2}
 
 
 @cache
