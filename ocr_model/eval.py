@@ -125,6 +125,8 @@ def report(args) -> dict:
     kinds = data.KINDS + data.EXTRA_KINDS + (data.SCRIPT_KINDS + data.MEMORY_KINDS if args.scripts else ())
     pages = [(kind, data.make_page(corpus, full, rng, kind)[0], None) for kind in kinds for _ in range(args.pages)]
     pages += [("needles", *needle_page(corpus, rng)) for _ in range(args.needles)]
+    if args.kinds:  # read only these kinds' pages (drawn as without the option: the same pages)
+        pages = [p for p in pages if p[0] in args.kinds.split(",")]
     results: dict = {}
     confusions: dict[str, dict[tuple[str, str], int]] = {}
     for tier in args.tiers.split(","):
@@ -221,6 +223,7 @@ def main(argv=None) -> None:
     ap.add_argument("--pages", type=int, default=8, help="held-out pages per text kind (with --report)")
     ap.add_argument("--scripts", type=int, default=1,
                     help="1: also report every script and the pages Memory draws (chat, fenced code, emoji, ...)")
+    ap.add_argument("--kinds", default=None, help="with --report: read only the pages of these kinds (e.g. cyrillic,greek,latin,chat)")
     ap.add_argument("--needles", type=int, default=20, help="needle pages (a random ID on held-out prose; with --report)")
     ap.add_argument("--reader", default="auto", choices=("auto", "grid", "decoder"),
                     help="auto: glyph heads where they can spell the page, else the decoder (see ocr_model.reader)")

@@ -129,7 +129,8 @@ def cells_text(cells: np.ndarray) -> str:
 # homoglyphs: classes whose glyphs are drawn with exactly the same pixels (Latin 'a' and Cyrillic 'а', ','
 # and U+201A, '-' and U+2011, ...). No reader can tell them apart by the cell alone; the word around them
 # can. `HOMOGLYPHS_FILE` holds the groups found by drawing every class (`find_homoglyph_groups`; a test
-# checks the file against the fonts); `resolve_homoglyphs` picks each cell's member from its word's script.
+# checks the file against the fonts); `resolve_homoglyphs` picks each cell's member from its word's script,
+# and for words of shared shapes only from how the training text spells them (`LEXICON_FILE`).
 
 HOMOGLYPHS_FILE = fonts.FONT_DIR.parent / "homoglyphs.json"
 _SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN")
@@ -155,6 +156,50 @@ def homoglyph_groups() -> tuple[str, ...]:
     import json
 
     return tuple(json.loads(HOMOGLYPHS_FILE.read_text(encoding="utf-8")))
+
+
+# tied words ('HOME', 'ОК', a lone 'у'): which spelling text actually uses, counted on the training corpus by
+# ocr_model.page.build_lexicon. {context ('CYRILLIC LATIN': the page's script, the row's: _lexicon_context):
+# {what the rules spell: [the spelling most often drawn, times it is, times the rules' spelling is, times
+# the rules give that spelling]}}; an entry is used where its spelling is drawn at least LEXICON_MIN_GAIN
+# times more than the rules' and is LEXICON_MIN_SHARE of them (the thresholds that did best on pages of the
+# last fifth of the training files with a lexicon of the first four fifths)
+LEXICON_FILE = HOMOGLYPHS_FILE.parent / "homoglyph_lexicon.json"
+LEXICON_MIN_GAIN = 1
+LEXICON_MIN_SHARE = 0.5
+# sightings an entry needs, by page script (1 where not named): on a Latin page one sighting is not enough
+# to respell a Latin word ('cy' was once 'су' in a Latin row of the training text)
+LEXICON_MIN_COUNT = {"LATIN": 2}
+
+
+@cache
+def homoglyph_lexicon() -> dict[str, dict[str, str]]:
+    """{context: {a tied word as the rules spell it: the spelling to write instead}} (empty without the file)."""
+    import json
+
+    if not LEXICON_FILE.exists():
+        return {}
+    stored = json.loads(LEXICON_FILE.read_text(encoding="utf-8"))["pages"]
+    return {context: {old: new for old, (new, n_new, n_old, n) in words.items()
+                   if n_new - n_old >= LEXICON_MIN_GAIN and n_new >= LEXICON_MIN_SHARE * n
+                   and n_new >= LEXICON_MIN_COUNT.get(context.split(" ")[0], 1)}
+            for context, words in stored.items()}
+
+
+def _lexicon_context(page: str, scripts: list) -> str:
+    """The lexicon's context of a row's words: the page's script and the row's (the script most of the row's
+    words that have one are written in; the page's if none or a tie with it)."""
+    tally: dict[str, int] = {}
+    for own, _ in scripts:
+        if own:
+            tally[own] = tally.get(own, 0) + 1
+    row = max(tally, key=lambda sc: (tally[sc], sc == page)) if tally else page
+    return f"{page} {row}"
+
+
+@cache
+def _class_index() -> dict[str, int]:
+    return {ch: i for i, ch in enumerate(classes()) if ch and i != OTHER}
 
 
 @cache
@@ -285,7 +330,7 @@ def _only_letters(group: tuple[int, ...]) -> bool:
 
 
 # switches for measuring each rule (benchmarks)
-_RULES = {"page": True, "digits": True, "options": True, "escapes": True}
+_RULES = {"page": True, "digits": True, "options": True, "escapes": True, "lexicon": True}
 
 
 @cache
@@ -329,7 +374,7 @@ def _words(ks: list[int]) -> list[tuple[int, int]]:
     return words
 
 
-def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
+def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarray:
     """(ROWS, COLS) classes whose homoglyph cells hold their group's canonical class -> the member whose
     script the word is written in (a word: a run of cells some letter draws; '-', '=', digits split). Each
     cell votes for the scripts of its shape's common letters (_vote); the script most cells vote for, if one
@@ -339,9 +384,14 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
     and a word right after a backslash ('\\xHH') Latin; the Cyrillic 'і', 'ј', 'ѕ' only on a page that shows
     a language using them (_LANGUAGE_LETTERS; else 'POSIX' would be Cyrillic); shapes that are also a
     digit or a sign ('3' / 'З') follow their word's script only if it is not Latin ('00' is not 'ØØ'); else
-    the canonical member (the most common one: ASCII first). Only common
+    the canonical member (the most common one: ASCII first). Then a word all of whose letters are shared
+    shapes (tied, or tied but for a barred 'і'; not an option or an escape) is looked up, as those rules
+    spelled it, in the lexicon of the training text for its context (the page's script and its row's:
+    homoglyph_lexicon, _lexicon_context): where the text spells it otherwise more often ('НОМЕ' on a Cyrillic
+    page is 'HOME', 'cy' in a Serbian row 'су'), that spelling is written. Only common
     letters (the basic Latin, Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an
-    apostrophe."""
+    apostrophe. `_seen` (ocr_model.page.build_lexicon): a list that gets (context, row, start, end, the
+    rules' spelling) of each word looked up; the lexicon is then not applied."""
     _, members = _group_tables()
     if not members:
         return cells
@@ -368,6 +418,7 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
             if own:
                 count[own] = count.get(own, 0) + 1
     page = max(count, key=lambda sc: (count[sc], sc == "LATIN"))  # the page's most common script
+    lexicons, index = homoglyph_lexicon(), _class_index()
     if page != "LATIN":  # on a page of another script an ASCII row of tied words ('ABTOP') may be that script
         for r in range(out.shape[0]):
             if r not in rows:
@@ -379,18 +430,21 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
         if not any(k in members for k in ks):
             continue
         row = out[r]
+        context = _lexicon_context(page, scripts)
+        lexicon = lexicons.get(context, {})
         for w, (a, b) in enumerate(words):
             if not any(ks[j] in members for j in range(a, b)):
                 continue
             own, tied = scripts[w]
+            # '-c', '--all': a command-line option, and '\\a', '\\xHH': an escape sequence, are Latin in any text
+            latin = a > 0 and (_RULES["options"] and table[ks[a - 1]] == "-" and (a < 2 or ks[a - 2] in (0, ks[a - 1]))
+                               and (b == len(ks) or not _may_be_letter(ks[b]))
+                               or _RULES["escapes"] and table[ks[a - 1]] == "\\")
             want = own
             if want is None and tied:
                 want = _neighbours(scripts, words, ks, w, page if _RULES["page"] else None)
-                if _RULES["options"] and a > 0 and table[ks[a - 1]] == "-" and (a < 2 or ks[a - 2] in (0, ks[a - 1])) \
-                        and (b == len(ks) or not _may_be_letter(ks[b])) and "LATIN" in tied:
-                    want = "LATIN"  # '-c', '--all': a command-line option is Latin in any text
-                if _RULES["escapes"] and a > 0 and table[ks[a - 1]] == "\\" and "LATIN" in tied:
-                    want = "LATIN"  # '\\a', '\\xHH': an escape sequence is Latin in any text
+                if latin and "LATIN" in tied:
+                    want = "LATIN"
                 if want not in tied:
                     want = None
             for j in range(a, b):
@@ -405,6 +459,12 @@ def resolve_homoglyphs(cells: np.ndarray) -> np.ndarray:
                 if pick:
                     row[j] = next((m for m in group if _script(table[m]) == pick and _common(table[m])
                                    and m not in barred), ks[j])
+            if not latin and (own is None or barred and _script_of(ks[a:b])[0] is None):  # all shared shapes
+                spelled = "".join(table[k] for k in row[a:b])
+                if _seen is not None:
+                    _seen.append((context, r, a, b, spelled))
+                elif _RULES["lexicon"] and spelled in lexicon:
+                    row[a:b] = [index[ch] for ch in lexicon[spelled]]
     return out
 
 
