@@ -7,6 +7,7 @@
                                          evaluation, the demo and the benchmarks
     load_calibration(dir), turn_score    the per-tier confidence curves shipped beside a checkpoint
     weights_fingerprint(dir)             what token grids read with a checkpoint are keyed by
+    block_topk(logits, k)                torch.topk through block maxima (the GPU readout's top-k; exact)
     shipped_model_dir()                  the model shipped in ocr_model/weights/<name>/, or None
     Reading                              the text read from one page, its confidence, and per-cell confidences
 
@@ -65,7 +66,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["CALIBRATION_FILE", "DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "load", "load_calibration",
+__all__ = ["CALIBRATION_FILE", "DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "block_topk", "load", "load_calibration",
            "shipped_model_dir", "turn_score", "weights_fingerprint"]
 
 
