@@ -159,7 +159,7 @@ def homoglyph_groups() -> tuple[str, ...]:
 
 
 # tied words ('HOME', 'ОК', a lone 'у'): which spelling text actually uses, counted on the training corpus by
-# ocr_model.page.build_lexicon. {context ('CYRILLIC LATIN': the page's script, the row's: _lexicon_context):
+# ocr_model.build_lexicon. {context ('CYRILLIC LATIN': the page's script, the row's: _lexicon_context):
 # {what the rules spell: [the spelling most often drawn, times it is, times the rules' spelling is, times
 # the rules give that spelling]}}; an entry is used where its spelling is drawn at least LEXICON_MIN_GAIN
 # times more than the rules' and is LEXICON_MIN_SHARE of them (the thresholds that did best on pages of the
@@ -390,7 +390,7 @@ def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarr
     homoglyph_lexicon, _lexicon_context): where the text spells it otherwise more often ('НОМЕ' on a Cyrillic
     page is 'HOME', 'cy' in a Serbian row 'су'), that spelling is written. Only common
     letters (the basic Latin, Greek and Cyrillic blocks) are ever picked: a saltillo never replaces an
-    apostrophe. `_seen` (ocr_model.page.build_lexicon): a list that gets (context, row, start, end, the
+    apostrophe. `_seen` (ocr_model.build_lexicon): a list that gets (context, row, start, end, the
     rules' spelling) of each word looked up; the lexicon is then not applied."""
     _, members = _group_tables()
     if not members:

@@ -1,6 +1,7 @@
 """Build ocr_model/page/homoglyph_lexicon.json: how the training text spells the words drawn with shared shapes only.
+(Here, not in ocr_model.page: it reads the corpus through ocr_model.data, which sits above the page format.)
 
-    python -m ocr_model.page.build_lexicon --corpus corpus [--chat-pages 2000] [--keep 4000]
+    python -m ocr_model.build_lexicon --corpus corpus [--chat-pages 2000] [--keep 4000]
 
 Run by a maintainer after a change to the corpus or to the rules of `glyphs.resolve_homoglyphs` (the table is
 keyed by what those rules spell); the result is committed. Reads the TRAINING split only (every kind the corpus
@@ -28,7 +29,7 @@ CHUNK = 200_000  # characters laid out at once
 
 def _count(pages_cells) -> collections.Counter:
     """[(ROWS, COLS) drawn classes] -> Counter of (context, rules' spelling, drawn spelling)."""
-    from . import glyphs
+    from ocr_model.page import glyphs
 
     table = glyphs.classes()
     canon_of = glyphs.group_of_classes(glyphs.n_classes())
@@ -42,8 +43,8 @@ def _count(pages_cells) -> collections.Counter:
 
 
 def _count_text(text: str) -> collections.Counter:
-    from . import render_plain
-    from .glyphs import glyph_classes
+    from ocr_model.page import render_plain
+    from ocr_model.page.glyphs import glyph_classes
 
     return _count([glyph_classes(p.cell_codes()) for p in render_plain(text)])
 
@@ -53,7 +54,7 @@ _CORPUS = None  # the corpus the chat pages are drawn from (set before the worke
 
 def _count_chat(args) -> collections.Counter:
     from ocr_model import data
-    from .glyphs import glyph_classes
+    from ocr_model.page.glyphs import glyph_classes
 
     seed, n = args
     rng = random.Random(seed)
@@ -73,7 +74,7 @@ def build(corpus, chat_pages: int, keep: int, workers: int = 2) -> dict:
     """The lexicon (as stored) from a `data.Corpus`'s texts and `chat_pages` conversation pages drawn from it."""
     global _CORPUS
     from ocr_model import data
-    from . import glyphs
+    from ocr_model.page import glyphs
 
     _CORPUS = corpus
     jobs = [chunk for kind in sorted(corpus.texts) for chunk in _chunks(corpus.texts[kind].replace(data.RS, "\n\n"))]
@@ -102,15 +103,15 @@ def build(corpus, chat_pages: int, keep: int, workers: int = 2) -> dict:
     pages: dict = {}
     for _, page, spelled, new, n_new, n_old, n in rows[:keep]:
         pages.setdefault(page, {})[spelled] = [new, n_new, n_old, n]
-    return {"about": "ocr_model.page.build_lexicon: tied words, per context (page script, row script): rules' spelling -> "
+    return {"about": "ocr_model.build_lexicon: tied words, per context (page script, row script): rules' spelling -> "
                      "[most drawn spelling, its count, the rules' spelling's count, all]",
             "pages": {p: dict(sorted(w.items())) for p, w in sorted(pages.items())}}
 
 
 def main(argv=None) -> None:
-    from .glyphs import LEXICON_FILE
+    from ocr_model.page.glyphs import LEXICON_FILE
 
-    ap = argparse.ArgumentParser(prog="python -m ocr_model.page.build_lexicon", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ocr_model.build_lexicon", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default="corpus")
     ap.add_argument("--chat-pages", type=int, default=2000)
     ap.add_argument("--keep", type=int, default=4000, help="entries kept (the largest gains)")
