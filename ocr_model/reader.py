@@ -199,6 +199,7 @@ class OpticalReader:
         # reads the next batch; None: on when the model is on a GPU (on a CPU the threads would only compete)
         self.overlap = model.device.type != "cpu" if overlap is None else bool(overlap)
         self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
+        self._padded: dict[tuple, tuple[Any, Any]] = {}  # classifier -> its weight and bias padded (_classify)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
         self._fingerprint: str | None = None
 
@@ -259,13 +260,13 @@ class OpticalReader:
             host = u8.numpy()
             for i, im in enumerate(images):
                 host[i] = np.asarray(im, dtype=np.uint8)
-        else:
-            u8 = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))  # [B,S,S]
-        x = u8.to(self.model.device, non_blocking=True)
-        if u8.is_pinned():  # the buffer may be filled again only once this copy has run
-            event = torch.cuda.Event()
+            x = u8.to(self.model.device, non_blocking=True)
+            event = torch.cuda.Event()  # the buffer may be filled again only once this copy has run
             event.record()
             self._pins[(len(images), side)] = (u8, event)
+        else:
+            u8 = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))  # [B,S,S]
+            x = u8.to(self.model.device, non_blocking=True)
         x = x.float().div_(127.5).sub_(1.0)
         return x.unsqueeze(1).expand(-1, 3, -1, -1)  # [B,3,S,S]: the three channels of a grey page
 
@@ -364,7 +365,7 @@ class OpticalReader:
         if f.device.type == "cpu" or cls.bias is None or cls.out_features % 128 == 0:
             return cls(f)
         key = (id(cls), cls.weight.data_ptr(), cls.weight.dtype)
-        pads = self.__dict__.setdefault("_padded", {})
+        pads = self._padded
         cached = pads.get(key)
         if cached is None:
             torch, n = self._torch, -(-cls.out_features // 128) * 128
@@ -475,14 +476,13 @@ class OpticalReader:
         drawn = (cls != 0).sum(axis=(1, 2))
         return (cls == OTHER).sum(axis=(1, 2)) / np.maximum(drawn, 1)
 
-    def _combine_batch(self, views: list, n_cls: int | None = None) -> tuple[Any, Any]:
+    def _combine_batch(self, views: list, n_cls: int) -> tuple[Any, Any]:
         """The views' cell evidence for a batch -> (candidate classes (B, n, M), weighted log p (B, n, M + 1)):
         a weighted geometric mean of the views' distributions over the union of their top-k classes per
         cell, each scored exactly in every view (gathered from the logits, never a full (cells, classes)
-        table), plus one column for the classes outside the candidates, log(1 - sum p) per view."""
+        table), plus one column for the classes outside the candidates, log(1 - sum p) per view. `n_cls`: the
+        fewest real classes of the views' heads (they may differ; logits may be padded past them)."""
         torch = self._torch
-        if n_cls is None:  # heads may differ in class count
-            n_cls = min(logits.shape[-1] for _, logits, _, _, _ in views)
         cand = torch.cat([idx[:, at] for _, _, _, idx, at in views], -1).clamp(max=n_cls - 1)  # (B, n, M)
         B, n, M = cand.shape
         earlier = torch.ones(M, M, dtype=torch.bool, device=cand.device).tril(-1)  # [j, i]: i < j
