@@ -11,6 +11,8 @@ and code), stored as Memory stores them (16 greys) and faded to each tier. For e
                   homoglyphs, text and token counts - everything a caller gets, from the tier's own tokens
                   (on a GPU the host side of each batch overlaps the next batch: OpticalReader.overlap)
     read inline   read own with overlap=False: every batch's host side in line (side by side with the above)
+    read reference  read own with fused=False: the glyph readout's reference path, through the (cells, classes)
+                  logits table, instead of the fused kernel (ocr_model/glyph_readout.py)
     read views    the same with the default views (the page also resampled to the other tiers and encoded)
     read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
 
@@ -88,6 +90,8 @@ def main(argv=None) -> None:
         own = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid")
         inline = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
                                overlap=False)
+        reference = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
+                                  fused=False)
         views = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid")
         chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
         pix = [own.pixels(c, tier) for c in chunks]
@@ -104,6 +108,7 @@ def main(argv=None) -> None:
         row = {"encoder": rate(encoder), "pixels": rate(pixels),
                "read own": rate(lambda: own.read(ims, tier)),
                "read inline": rate(lambda: inline.read(ims, tier)),
+               "read reference": rate(lambda: reference.read(ims, tier)),
                "read views": rate(lambda: views.read(ims, tier)),
                "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))}
         if args.device.startswith("cuda"):

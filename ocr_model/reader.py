@@ -7,7 +7,6 @@
                                          evaluation, the demo and the benchmarks
     load_calibration(dir), turn_score    the per-tier confidence curves shipped beside a checkpoint
     weights_fingerprint(dir)             what token grids read with a checkpoint are keyed by
-    block_topk(logits, k)                torch.topk through block maxima (the GPU readout's top-k; exact)
     shipped_model_dir()                  the model shipped in ocr_model/weights/<name>/, or None
     Reading                              the text read from one page, its confidence, and per-cell confidences
 
@@ -34,9 +33,11 @@ How the visual tokens are read (OpticalReader's `mode`):
 
 Rows: `read(images, tier, rows=[...])` classifies only the token slots of the rows asked for (the encoder still
 sees the whole page; other rows read blank). The grid readout runs a whole batch through tensor ops on the
-model's device: logits of the needed slots, top-k, the views' combination gathered from the logits, the
-homoglyph shapes; then per page on the host: the word-script vote, the text, the token counts (one batch).
-On a GPU (`overlap`, on by default there) that host work runs on a worker thread while the device reads the
+model's device: slot features of the needed cells, each cell's top-k classes and log-sum-exp
+(ocr_model/glyph_readout.py: on a GPU a fused Triton kernel that never stores the (cells, classes) logits;
+`fused=False` takes its readable reference path), the views' combination scored on the candidates' logits
+only, the homoglyph shapes; then per page on the host: the word-script vote, the text, the token counts (one batch).
+On a GPU (`overlap`, on by default there) that host work runs on two worker threads while the device reads the
 next batch, and greyscale pages go up from a pinned host buffer; on a CPU everything runs in line.
 
 Kept token grids: `read(images, tier, tokens=[{view: (h, w, D) float16 array}, ...])`, one dict per image,
@@ -66,7 +67,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["CALIBRATION_FILE", "DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "block_topk", "load", "load_calibration",
+__all__ = ["CALIBRATION_FILE", "DEFAULT_VIEWS", "READ_MODES", "OpticalReader", "Reading", "ReaderError", "load", "load_calibration",
            "shipped_model_dir", "turn_score", "weights_fingerprint"]
 
 
@@ -166,6 +167,7 @@ class OpticalReader:
         exact_views: bool = False,
         calibration: Mapping[str, Mapping[str, Any]] | None = None,
         overlap: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         import torch
 
@@ -195,9 +197,12 @@ class OpticalReader:
         self.calibration = dict(calibration or {})  # tier -> logistic curve over a turn's cells (turn_confidence)
         self._torch = torch
         self._lock = threading.Lock()  # one forward pass at a time: torch modules are not re-entrant
-        # the host side of a grid read (word-script vote, text, token counts) on a worker thread while the device
+        # the host side of a grid read (word-script vote, text, token counts) on two worker threads while the device
         # reads the next batch; None: on when the model is on a GPU (on a CPU the threads would only compete)
         self.overlap = model.device.type != "cpu" if overlap is None else bool(overlap)
+        # the glyph readout (ocr_model/glyph_readout.py): the fused Triton kernel (True), the readable reference
+        # with its (cells, classes) logits table (False); None: fused where it runs (CUDA with Triton)
+        self.fused = fused
         self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
         self._padded: dict[tuple, tuple[Any, Any]] = {}  # classifier -> its weight and bias padded (_classify)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
@@ -310,13 +315,17 @@ class OpticalReader:
 
         if self.exact_views:
             return self._grid_cells_reference(images, tier, views, encoded, rows)
+        from functools import partial
+
+        from ocr_model.glyph_readout import candidate_logits, top_classes
+
         torch = self._torch
         B, total = len(images), sum(views.values())
         want = self._row_mask(B, rows)  # (B, ROWS*COLS) bool: the cells asked for
         page_i, cell_i = torch.nonzero(want, as_tuple=True)  # (P,), (P,): every asked cell of every page
         P = int(page_i.numel())
-        per_view = []  # (w, logits (1, P, C'), lse (1, P), top-k classes (1, P, k), entry -> row of logits (P,))
-        n_cls = []  # each view's real class count (C' may be padded: _classify)
+        per_view = []  # (w, scorer: classes (P, M) -> float32 logits (P, M), lse (P,), top-k classes (P, k))
+        n_cls = []  # each view's real class count (the classifier may be padded past it: _classifier)
         for view, weight in views.items():
             if view not in encoded:
                 encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
@@ -330,81 +339,54 @@ class OpticalReader:
                 f = head.features(x)  # (B, h, w, S, E)
                 per_page = f.shape[1] * f.shape[2] * f.shape[3]
                 flat = (page_i * per_page + slot_of[cell_i]).to(g.device)  # (P,) into the batch's slots
-                logits = self._classify(head.cls, f.reshape(-1, f.shape[-1])[flat]).unsqueeze(0)  # (1, P, C')
+                feats = f.reshape(-1, f.shape[-1])[flat]  # (P, E)
+                w, b = self._classifier(head.cls)
+                k = min(self.top_k, head.cls.out_features)
+                # no (P, classes) table on a GPU: the fused kernel keeps each cell's top k and log-sum-exp
+                _, idx, lse = top_classes(feats, w, b, k, fused=self.fused)  # (P, k), (P,)
+                per_view.append((weight / total, partial(candidate_logits, feats, w, b), lse, idx))
+                n_cls.append(head.cls.out_features)
             else:  # any module mapping a token grid to (B, h, w, S, C) logits
                 full = head(x)
                 per_page = full.shape[1] * full.shape[2] * full.shape[3]
                 flat = (page_i * per_page + slot_of[cell_i]).to(g.device)
-                logits = full.reshape(-1, full.shape[-1])[flat].unsqueeze(0)
-            # logits stay in the heads' dtype (bf16 on a GPU: a float copy of (P, 17k) would be ~25 GB at 128
-            # base pages); what is computed from them is float32
-            top, idx = self._topk(logits[0], min(self.top_k, logits.shape[-1]))  # (P, k), sorted
-            lse = self._logsumexp(logits[0], top[:, 0].float()).unsqueeze(0)  # (1, P)
-            per_view.append((weight / total, logits, lse, idx.unsqueeze(0), torch.arange(P, device=g.device)))
-            n_cls.append(head.cls.out_features if hasattr(head, "features") else logits.shape[-1])
+                logits = full.reshape(-1, full.shape[-1])[flat].float()  # (P, C)
+                idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).indices
+                per_view.append((weight / total, partial(_gathered, logits), logits.logsumexp(-1), idx))
+                n_cls.append(logits.shape[-1])
         cls_all = torch.zeros(B * ROWS * COLS, dtype=torch.long)
         conf_all = torch.ones(B * ROWS * COLS, dtype=torch.float64)
         if P:
-            cand, score = self._combine_batch(per_view, min(n_cls))  # (1, P, M) classes, (1, P, M + 1) log p (last: the rest)
-            probs = score.softmax(-1)[..., : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
+            cand, score = self._combine_batch(per_view, min(n_cls))  # (P, M) classes, (P, M + 1) log p (last: the rest)
+            probs = score.softmax(-1)[:, : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
             # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
             # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
             # choice stays the most probable class, then its shape (summing first would favour shapes of many
             # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
-            group = self._group_table(int(cand.max()) + 1 if cand.numel() else 1, cand.device)[cand]  # (1, P, M)
-            shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (1, P, 1)
+            group = self._group_table(int(cand.max()) + 1 if cand.numel() else 1, cand.device)[cand]  # (P, M)
+            shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (P, 1)
             at = page_i * (ROWS * COLS) + cell_i  # (P,) into the batch's cells
-            conf_all[at] = (probs * (group == shape)).sum(-1)[0].double().cpu()
-            cls_all[at] = shape[0, :, 0].cpu()
+            conf_all[at] = (probs * (group == shape)).sum(-1).double().cpu()
+            cls_all[at] = shape[:, 0].cpu()
         return cls_all.view(B, ROWS, COLS).numpy(), conf_all.view(B, ROWS, COLS).numpy()  # rows not asked: blank
 
-    def _classify(self, cls: Any, f: Any) -> Any:
-        """(P, E) slot features -> (P, C') logits of the classifier `cls` (an nn.Linear). On a GPU the classes
-        are padded to a multiple of 128 (weight 0, bias -inf: never chosen, nothing in the log-sum-exp): with
-        17,143 classes the matrix product runs ~6x faster on an H200 (scripts/gpu/head_readout_bench.py)."""
-        if f.device.type == "cpu" or cls.bias is None or cls.out_features % 128 == 0:
-            return cls(f)
+    def _classifier(self, cls: Any) -> tuple[Any, Any]:
+        """The weight and bias of the classifier `cls` (an nn.Linear; a missing bias reads as 0). On a GPU the
+        classes are padded to a multiple of 128 (glyph_readout.padded; kept per classifier): with 17,143
+        classes the matrix product of the reference path runs ~6x faster on an H200, and the fused kernel
+        reads whole tiles of 128."""
+        from ocr_model.glyph_readout import padded
+
+        bias = cls.bias if cls.bias is not None else cls.weight.new_zeros(cls.out_features)
+        if cls.weight.device.type == "cpu" or cls.out_features % 128 == 0:
+            return cls.weight, bias
         key = (id(cls), cls.weight.data_ptr(), cls.weight.dtype)
         pads = self._padded
-        cached = pads.get(key)
-        if cached is None:
-            torch, n = self._torch, -(-cls.out_features // 128) * 128
-            w = torch.zeros(n, cls.in_features, dtype=cls.weight.dtype, device=cls.weight.device)
-            b = torch.full((n,), float("-inf"), dtype=cls.bias.dtype, device=cls.bias.device)
-            w[: cls.out_features], b[: cls.out_features] = cls.weight, cls.bias
+        if key not in pads:
             while len(pads) >= 8:  # the heads in use, one per grid (weights changed: built again)
                 pads.pop(next(iter(pads)))
-            cached = pads[key] = (w, b)
-        w, b = cached
-        return self._torch.addmm(b, f, w.t())  # (P, C')
-
-    def _topk(self, logits: Any, k: int) -> tuple[Any, Any]:
-        """(values, classes) of each row's k largest logits, sorted. On a GPU, with C' a multiple of 128: the
-        k blocks of 128 classes with the largest maxima hold every one of the k largest (a block that holds
-        one has a max at least that large), so one pass for the blocks' maxima and a top-k over k * 128
-        candidates replace torch.topk over the whole row (~4x faster at 17k classes). Elsewhere torch.topk."""
-        if logits.device.type == "cpu" or logits.shape[1] % 128 or logits.shape[1] // 128 <= k:
-            return logits.topk(k, dim=-1)
-        return block_topk(logits, k)
-
-    def _logsumexp(self, logits: Any, top: Any) -> Any:
-        """float32 log-sum-exp over the classes of (P, C) logits given each row's max (P,) in float32.
-        Differences below -80 are raised to -80 first: exp() of them would be a float32 denormal (x86 computes
-        those ~25x slower: most of a read from kept grids was that), and what they add, < 17,143 * e^-80 ~
-        1e-30, is far below the top class's 1 (on a CPU only: a GPU computes denormals at full speed). In
-        blocks of rows whose float32 temporary stays small: 32 rows on a CPU (in cache: 3x one pass over a
-        (P, 17k) table; torch.logsumexp is 3.4x slower still), 32k on a GPU (~2 GB, where the whole table
-        would be tens)."""
-        torch = self._torch
-        cpu = logits.device.type == "cpu"
-        step = 32 if cpu else 32768
-        out = torch.empty_like(top)
-        for a in range(0, logits.shape[0], step):
-            d = torch.sub(logits[a : a + step], top[a : a + step, None])  # float32 (top's dtype wins)
-            if cpu:  # a GPU computes denormals at full speed: no clamp pass there
-                d.clamp_(min=-80.0)
-            out[a : a + step] = d.exp_().sum(-1)
-        return out.log_() + top
+            pads[key] = padded(cls.weight, bias)
+        return pads[key]
 
     def _resampled(self, images: Sequence[Image.Image], view: str) -> list[Image.Image]:
         """The pages at another tier through the renderer's one resampling function (page_at_tier); a batch
@@ -477,22 +459,20 @@ class OpticalReader:
         return (cls == OTHER).sum(axis=(1, 2)) / np.maximum(drawn, 1)
 
     def _combine_batch(self, views: list, n_cls: int) -> tuple[Any, Any]:
-        """The views' cell evidence for a batch -> (candidate classes (B, n, M), weighted log p (B, n, M + 1)):
-        a weighted geometric mean of the views' distributions over the union of their top-k classes per
-        cell, each scored exactly in every view (gathered from the logits, never a full (cells, classes)
-        table), plus one column for the classes outside the candidates, log(1 - sum p) per view. `n_cls`: the
-        fewest real classes of the views' heads (they may differ; logits may be padded past them)."""
+        """The views' cell evidence for a batch -> (candidate classes (P, M), weighted log p (P, M + 1)): a
+        weighted geometric mean of the views' distributions over the union of their top-k classes per cell,
+        each scored exactly in every view (its logits of those classes only, never a (cells, classes) table),
+        plus one column for the classes outside the candidates, log(1 - sum p) per view. `n_cls`: the fewest
+        real classes of the views' heads (they may differ; classifiers may be padded past them)."""
         torch = self._torch
-        cand = torch.cat([idx[:, at] for _, _, _, idx, at in views], -1).clamp(max=n_cls - 1)  # (B, n, M)
-        B, n, M = cand.shape
+        cand = torch.cat([idx for _, _, _, idx in views], -1).clamp(max=n_cls - 1)  # (P, M)
+        P, M = cand.shape
         earlier = torch.ones(M, M, dtype=torch.bool, device=cand.device).tril(-1)  # [j, i]: i < j
         dup = ((cand.unsqueeze(-1) == cand.unsqueeze(-2)) & earlier).any(-1)  # a class proposed twice counts once
-        score = torch.zeros(B, n, M, dtype=torch.float32, device=cand.device)
-        rest = torch.zeros(B, n, 1, dtype=torch.float32, device=cand.device)
-        for w, logits, lse, _, at in views:
-            C = logits.shape[-1]
-            flat = (at.view(1, n, 1) * C + cand).reshape(B, -1)  # index into (m * C) per page
-            lp = logits.reshape(B, -1).gather(1, flat).view(B, n, M) - lse[:, at].unsqueeze(-1)
+        score = torch.zeros(P, M, dtype=torch.float32, device=cand.device)
+        rest = torch.zeros(P, 1, dtype=torch.float32, device=cand.device)
+        for w, scorer, lse, _ in views:
+            lp = scorer(cand) - lse.unsqueeze(-1)  # (P, M) float32 log p of the candidates in this view
             score += w * lp
             p_in = lp.exp().masked_fill(dup, 0.0).sum(-1, keepdim=True)
             rest += w * (1.0 - p_in).clamp(min=1e-12).log()
@@ -556,7 +536,7 @@ class OpticalReader:
 
         done: list[tuple[list[int], Any, dict[int, Reading], int]] = []  # per batch: grid pages, their readings, decoded
         several = len(images) > self.batch_size  # overlap pays from the second batch on
-        pool = ThreadPoolExecutor(1, thread_name_prefix="optical-read") if self.overlap and several else None
+        pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several else None
         try:
             with self._lock, self._torch.inference_mode():
                 for s in range(0, len(images), self.batch_size):
@@ -630,16 +610,9 @@ class OpticalReader:
         return len(self.tokenizer.encode(text))
 
 
-def block_topk(logits: Any, k: int, block: int = 128) -> tuple[Any, Any]:
-    """torch.topk(logits, k) of (P, C) logits, C a multiple of `block` and > k * block, in two small steps:
-    the k blocks of `block` classes with the largest maxima hold every one of the k largest logits (a block
-    holding one has a max at least that large), so each row's top k lie among those k * block candidates."""
-    P, C = logits.shape
-    blocks = logits.view(P, C // block, block)
-    _, bi = blocks.amax(-1).topk(k, dim=-1)  # (P, k) the blocks to look in
-    cand = blocks.gather(1, bi.unsqueeze(-1).expand(P, k, block)).reshape(P, k * block)  # (P, k*block)
-    v, j = cand.topk(k, dim=-1)  # (P, k), sorted
-    return v, bi.gather(1, j // block) * block + j % block
+def _gathered(logits: Any, cand: Any) -> Any:
+    """float32 logits (P, M) of the classes cand (P, M) from a (P, C) logits table (heads without `features`)."""
+    return logits.gather(1, cand).float()
 
 
 def load(model_dir: str | Path | None = None, **kw: Any) -> OpticalReader:

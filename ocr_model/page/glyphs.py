@@ -114,15 +114,21 @@ def cell_slots(grid: int) -> np.ndarray:
 
 
 @cache
-def _chars_array(n: int) -> np.ndarray:
-    return np.array(classes()[:n], dtype=object)
+def _code_points(n: int) -> np.ndarray:
+    """uint32 (n,): each class's code point; 0 for WIDE_RIGHT (it spells nothing: cells_text drops it)."""
+    return np.array([ord(ch) if ch else 0 for ch in classes()[:n]], dtype=np.uint32)
 
 
 def cells_text(cells: np.ndarray) -> str:
-    """(ROWS, COLS) glyph classes -> the page text as `Page.text` defines it (OTHER -> U+FFFD, WIDE_RIGHT -> '')."""
-    chars = _chars_array(n_classes())
-    rows = ["".join(chars[row]).rstrip(" ") for row in np.asarray(cells)]
-    return "\n".join(rows).rstrip("\n")
+    """(ROWS, COLS) glyph classes -> the page text as `Page.text` defines it (OTHER -> U+FFFD, WIDE_RIGHT -> ''):
+    each row right-stripped of ' ', rows joined by newlines, trailing empty rows dropped. The rows are spelled
+    in one pass (code points -> UTF-32, with a newline column), then cleaned with str methods."""
+    cells = np.asarray(cells)
+    cps = np.zeros((cells.shape[0], cells.shape[1] + 1), dtype="<u4")  # (ROWS, COLS + 1): the last column '\n'
+    cps[:, :-1] = _code_points(n_classes())[cells]
+    cps[:, -1] = 10
+    spelled = cps.tobytes().decode("utf-32-le").replace("\0", "")  # no class spells '\n' or NUL
+    return "\n".join(r.rstrip(" ") for r in spelled.split("\n")[:-1]).rstrip("\n")
 
 
 # ---------------------------------------------------------------------------------------------------------

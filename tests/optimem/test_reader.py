@@ -375,11 +375,11 @@ def test_the_gpu_read_path_reads_like_the_cpu(tiny_model_dir, monkeypatch):
 
 def test_block_topk_is_torch_topk():
     """The GPU read path's top-k (block maxima, then k * 128 candidates) gives torch.topk's classes and values."""
-    from ocr_model.reader import block_topk
+    from ocr_model.glyph_readout import block_topk
 
     torch.manual_seed(0)
     logits = torch.randn(500, 17152)
-    logits[:, 17143:] = float("-inf")  # padded classes (OpticalReader._classify)
+    logits[:, 17143:] = float("-inf")  # padded classes (glyph_readout.padded)
     logits[7, 130:138] = 50.0  # the whole top 8 in one block
     for k in (1, 8):
         v, i = block_topk(logits, k)

@@ -161,3 +161,15 @@ def test_cell_slots_invert_the_slot_table():
     for g in (6, 8, 10, 16, 20):
         table = slot_table(g).reshape(-1)
         assert (table[cell_slots(g)] == np.arange(ROWS * COLS)).all()
+
+
+def test_cells_text_spells_any_grid_as_joined_stripped_rows():
+    # what a reader may produce: any class anywhere (a wide right half after a space, blank rows in between)
+    rng = np.random.default_rng(3)
+    table = G.classes()
+    for _ in range(50):
+        cls = rng.integers(0, G.n_classes(), size=(ROWS, COLS))
+        cls[:, rng.integers(0, COLS):] = rng.choice([0, G.WIDE_RIGHT, 1])
+        cls[rng.integers(0, ROWS):] = 0
+        want = "\n".join("".join(table[k] for k in row).rstrip(" ") for row in cls).rstrip("\n")
+        assert G.cells_text(cls) == want

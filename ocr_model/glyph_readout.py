@@ -1,0 +1,225 @@
+"""The glyph readout: slot features -> each cell's top-k classes and log-sum-exp, without the (cells, classes) table.
+
+    top_classes(f, weight, bias, k)      (P, E) slot features, a classifier (C, E) + (C,) -> (values (P, k) float32,
+                                         classes (P, k) int64, log-sum-exp (P,) float32): the k largest logits of
+                                         each row, sorted, and the log of the softmax's denominator
+    candidate_logits(f, weight, bias, c) the logits of given classes c (P, M) only (the views' combination)
+    padded(weight, bias)                 the classifier with its classes padded to a multiple of 128 (weight 0,
+                                         bias -inf: never chosen, nothing in a log-sum-exp)
+    block_topk(logits, k)                torch.topk through block maxima (exact)
+    fused_available(device)              whether top_classes runs the fused kernel there
+
+Two paths give the same numbers (within float32 rounding; tests/ocr_model/test_glyph_readout.py):
+
+    reference  (CPU, or no Triton)  the logits table (P, C) in the features' dtype, torch.topk (block_topk on a
+               GPU) and a blockwise float32 log-sum-exp. At 128 base pages that table is 364,800 x 17,152: 12.5
+               GB of bf16 written and read three times, most of a read's device time (docs/benchmarks.md).
+    fused      (CUDA with Triton)  two passes of one Triton kernel each over tiles of BP cells x 128 classes,
+               the logits made in registers by a tensor-core dot and never stored:
+                 pass 1  an online log-sum-exp per cell (exp2 of the logits less the running max) and the max of
+                         every block of 128 classes (P, C/128);
+                 between the k-th largest block max per cell, t (the k blocks with the largest maxima hold k
+                         distinct classes >= t, so every one of the k largest logits is >= t);
+                 pass 2  the logits made again, and every one >= t kept with its class (at most CAP per cell), only
+                         in blocks whose max reaches some cell's t; torch.topk over those CAP candidates.
+               A cell with more than CAP classes >= t (a flat distribution; none seen on real pages) is read
+               again by the reference path. Pass 1 skips the exp of a block of classes when every cell of the
+               tile has that block more than CUT = 40 nats below its running max (what it would add is below
+               17,152 * e^-40 ~ 7e-14 of the sum, under float32's resolution).
+
+The kernel reads bf16 features with bf16 dots (float32 accumulation); float32 features (heads loaded in float32)
+use three tf32 dots ("tf32x3", ~float32 precision).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["CAP", "block_topk", "candidate_logits", "fused_available", "padded", "top_classes"]
+
+BLOCK_C = 128  # classes per tile (and per block of the block maxima)
+CAP = 64  # candidates kept per cell by pass 2
+CUT = 40.0  # nats below a cell's running max under which a block's exps are skipped (pass 1)
+LOG2E = 1.4426950408889634
+
+
+def padded(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, E) weight and (C,) bias -> the same with C padded up to a multiple of 128: rows of weight 0 and bias
+    -inf. A matrix product over 17,152 classes runs ~6x faster on an H200 than over 17,143."""
+    C, E = weight.shape
+    n = -(-C // BLOCK_C) * BLOCK_C
+    if n == C:
+        return weight, bias
+    w = weight.new_zeros(n, E)
+    b = bias.new_full((n,), float("-inf"))
+    w[:C], b[:C] = weight, bias
+    return w, b
+
+
+def block_topk(logits: torch.Tensor, k: int, block: int = BLOCK_C) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk(logits, k) of (P, C) logits, C a multiple of `block` and > k * block, in two small steps:
+    the k blocks of `block` classes with the largest maxima hold every one of the k largest logits (a block
+    holding one has a max at least that large), so each row's top k lie among those k * block candidates."""
+    P, C = logits.shape
+    blocks = logits.view(P, C // block, block)
+    _, bi = blocks.amax(-1).topk(k, dim=-1)  # (P, k) the blocks to look in
+    cand = blocks.gather(1, bi.unsqueeze(-1).expand(P, k, block)).reshape(P, k * block)  # (P, k*block)
+    v, j = cand.topk(k, dim=-1)  # (P, k), sorted
+    return v, bi.gather(1, j // block) * block + j % block
+
+
+def candidate_logits(f: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cand: torch.Tensor,
+                     step: int = 32768) -> torch.Tensor:
+    """float32 logits (P, M) of the classes cand (P, M) for features f (P, E): rows of the weight gathered and
+    dotted in float32, in blocks of `step` rows (the gathered weights stay ~100 MB)."""
+    out = torch.empty(cand.shape, dtype=torch.float32, device=f.device)
+    for a in range(0, f.shape[0], step):
+        c = cand[a : a + step]
+        w = weight[c].float()  # (p, M, E)
+        out[a : a + step] = torch.einsum("pme,pe->pm", w, f[a : a + step].float()) + bias[c].float()
+    return out
+
+
+def _logsumexp(logits: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """float32 log-sum-exp over the classes of (P, C) logits given each row's max (P,) in float32, in blocks of
+    rows whose float32 temporary stays small: 32 rows on a CPU (in cache), 32k on a GPU (~2 GB). On a CPU the
+    differences are raised to -80 first: exp() of anything lower is a float32 denormal (x86 computes those ~25x
+    slower) and adds < 17,143 * e^-80 ~ 1e-30."""
+    cpu = logits.device.type == "cpu"
+    step = 32 if cpu else 32768
+    out = torch.empty_like(top)
+    for a in range(0, logits.shape[0], step):
+        d = torch.sub(logits[a : a + step], top[a : a + step, None])  # float32 (top's dtype wins)
+        if cpu:
+            d.clamp_(min=-80.0)
+        out[a : a + step] = d.exp_().sum(-1)
+    return out.log_() + top
+
+
+def _reference(f: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[Any, Any, Any]:
+    """The readable path: the whole (P, C) logits table in the features' dtype."""
+    logits = torch.addmm(bias.to(f.dtype), f, weight.t().to(f.dtype))  # (P, C)
+    k = min(k, logits.shape[1])
+    if logits.device.type != "cpu" and logits.shape[1] % BLOCK_C == 0 and logits.shape[1] // BLOCK_C > k:
+        v, i = block_topk(logits, k)
+    else:
+        v, i = logits.topk(k, dim=-1)
+    v = v.float()
+    return v, i, _logsumexp(logits, v[:, 0])
+
+
+def fused_available(device: torch.device | str) -> bool:
+    """True on a CUDA device with Triton importable (the fused kernel's home); TRITON_INTERPRET=1 runs it on
+    a CPU (slowly: for tests)."""
+    import os
+
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    if torch.device(device).type != "cuda" and not interpret:
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def top_classes(f: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, *,
+                fused: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's k largest logits of f @ weight.T + bias, sorted (values float32, classes int64), and the
+    float32 log-sum-exp over all classes; f (P, E), weight (C, E), bias (C,). `fused` None: the fused kernel
+    where fused_available (the classes padded to a multiple of 128 first), else the reference path."""
+    if fused is None:
+        fused = fused_available(f.device) and f.shape[0] > 0
+    C = weight.shape[0]
+    k = min(k, C)
+    if not fused or -(-C // BLOCK_C) <= 2 * k:
+        return _reference(f, weight, bias, k)
+    w, b = padded(weight, bias)
+    return _fused(f.contiguous(), w.to(f.dtype).contiguous(), b.float().contiguous(), k)
+
+
+_KERNELS: dict[str, Any] = {}
+
+
+def _kernels() -> dict[str, Any]:
+    """The two Triton kernels, defined on first use (Triton is imported only where the fused path runs)."""
+    if _KERNELS:
+        return _KERNELS
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def pass1(f_ptr, w_ptr, b_ptr, bmax_ptr, lse_ptr, P, NB, E: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr,
+              PREC: tl.constexpr, CUT_: tl.constexpr):
+        rows = tl.program_id(0) * BP + tl.arange(0, BP)  # (BP,) this tile's cells
+        live = rows < P
+        e = tl.arange(0, E)
+        f = tl.load(f_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)  # (BP, E)
+        m = tl.full((BP,), float("-inf"), tl.float32)  # running max
+        s = tl.zeros((BP,), tl.float32)  # running sum of exp(logit - m)
+        for cb in range(0, NB):
+            cols = cb * BC + tl.arange(0, BC)
+            w = tl.load(w_ptr + cols[None, :] * E + e[:, None])  # (E, BC): classes cb*BC.. of the weight, transposed
+            x = tl.dot(f, w, input_precision=PREC) + tl.load(b_ptr + cols)[None, :]  # (BP, BC) float32 logits
+            bm = tl.max(x, 1)
+            tl.store(bmax_ptr + rows * NB + cb, bm, mask=live)
+            new = tl.maximum(m, bm)
+            if tl.max(bm - new, 0) > -CUT_:  # else every cell has this block CUT below its max: m stays
+                s = s * tl.exp2((m - new) * 1.4426950408889634) + tl.sum(
+                    tl.exp2((x - new[:, None]) * 1.4426950408889634), 1)
+                m = new
+        tl.store(lse_ptr + rows, m + tl.log(s), mask=live)
+
+    @triton.jit
+    def pass2(f_ptr, w_ptr, b_ptr, bmax_ptr, thr_ptr, val_ptr, idx_ptr, cnt_ptr, P, NB, E: tl.constexpr,
+              BP: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr, CAP_: tl.constexpr):
+        rows = tl.program_id(0) * BP + tl.arange(0, BP)
+        live = rows < P
+        e = tl.arange(0, E)
+        f = tl.load(f_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)
+        t = tl.load(thr_ptr + rows, mask=live, other=float("inf"))  # (BP,) each cell's threshold
+        n = tl.zeros((BP,), tl.int32)  # candidates found per cell
+        for cb in range(0, NB):
+            bm = tl.load(bmax_ptr + rows * NB + cb, mask=live, other=float("-inf"))
+            if tl.max(bm - t, 0) >= 0:  # some cell of the tile has a class >= its threshold in this block
+                cols = cb * BC + tl.arange(0, BC)
+                w = tl.load(w_ptr + cols[None, :] * E + e[:, None])
+                x = tl.dot(f, w, input_precision=PREC) + tl.load(b_ptr + cols)[None, :]  # the same bits as pass 1
+                keep = (x >= t[:, None]) & live[:, None]
+                ki = keep.to(tl.int32)
+                at = n[:, None] + tl.cumsum(ki, 1) - 1  # (BP, BC) each kept logit's place in its cell's list
+                ok = keep & (at < CAP_)
+                tl.store(val_ptr + rows[:, None] * CAP_ + at, x, mask=ok)
+                tl.store(idx_ptr + rows[:, None] * CAP_ + at, cols[None, :] + at * 0, mask=ok)
+                n += tl.sum(ki, 1)
+        tl.store(cnt_ptr + rows, n, mask=live)
+
+    _KERNELS.update(pass1=pass1, pass2=pass2, triton=triton)
+    return _KERNELS
+
+
+def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 128) -> tuple[Any, Any, Any]:
+    """The two-pass kernel (module doc); w (C', E) padded to a multiple of 128, b float32 (C',)."""
+    kern = _kernels()
+    P, E = f.shape
+    NB = w.shape[0] // BLOCK_C
+    prec = "tf32x3" if f.dtype == torch.float32 else "tf32"  # (ignored by bf16 / fp16 dots)
+    grid = (kern["triton"].cdiv(P, BP),)
+    bmax = torch.empty(P, NB, dtype=torch.float32, device=f.device)  # (P, NB) max of each block of classes
+    lse = torch.empty(P, dtype=torch.float32, device=f.device)
+    kern["pass1"][grid](f, w, b, bmax, lse, P, NB, E=E, BP=BP, BC=BLOCK_C, PREC=prec, CUT_=CUT, num_warps=8)
+    thr = bmax.topk(k, dim=-1).values[:, k - 1].contiguous()  # (P,) the k-th largest block max
+    val = torch.full((P, CAP), float("-inf"), dtype=torch.float32, device=f.device)
+    idx = torch.zeros(P, CAP, dtype=torch.int64, device=f.device)
+    cnt = torch.empty(P, dtype=torch.int32, device=f.device)
+    kern["pass2"][grid](f, w, b, bmax, thr, val, idx, cnt, P, NB, E=E, BP=BP, BC=BLOCK_C, PREC=prec, CAP_=CAP,
+                        num_warps=8)
+    v, j = val.topk(k, dim=-1)  # (P, k) sorted
+    i = idx.gather(1, j)
+    bad = ((cnt > CAP) | (cnt < k)).nonzero().squeeze(1)  # overflow (or a threshold not met: never expected)
+    if bad.numel():
+        rv, ri, _ = _reference(f[bad], w, b, k)
+        v[bad], i[bad] = rv, ri
+    return v, i, lse

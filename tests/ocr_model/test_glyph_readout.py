@@ -1,0 +1,95 @@
+"""ocr_model.glyph_readout: the reference path against plain torch, the fused kernel against the reference
+(under Triton's CPU interpreter in a subprocess, and on a GPU when there is one)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ocr_model import glyph_readout as gr
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _case(P=300, C=5000, E=64, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(P, E, generator=g)
+    w = torch.randn(C, E, generator=g) * 0.3
+    b = torch.randn(C, generator=g)
+    f[7] = 0.0  # a cell whose logits are the bias alone
+    b[1000:1300] = 9.0  # ... and where 300 classes tie for the top: more than CAP candidates, read again
+    f[8] = 0.0
+    return f.to(dtype), w.to(dtype), b
+
+
+def test_padded_adds_silent_classes():
+    w, b = torch.randn(200, 8), torch.randn(200)
+    pw, pb = gr.padded(w, b)
+    assert pw.shape == (256, 8) and pb.shape == (256,)
+    assert torch.equal(pw[:200], w) and (pw[200:] == 0).all() and torch.isinf(pb[200:]).all() and torch.equal(pb[:200], b)
+    x = torch.randn(5, 8)
+    assert torch.allclose(torch.logsumexp(x @ pw.t() + pb, -1), torch.logsumexp(x @ w.t() + b, -1))
+
+
+def test_reference_is_torch_topk_and_logsumexp():
+    f, w, b = _case()
+    v, i, lse = gr.top_classes(f, w, b, 8, fused=False)
+    logits = f @ w.t() + b
+    tv, ti = logits.topk(8, dim=-1)
+    assert torch.equal(i[:7], ti[:7]) and torch.allclose(v, tv)
+    assert torch.allclose(lse, torch.logsumexp(logits, -1), atol=1e-5)
+    cand = torch.randint(0, 5000, (300, 12))
+    assert torch.allclose(gr.candidate_logits(f, w, b, cand, step=64), logits.gather(1, cand), atol=1e-5)
+
+
+def test_fused_needs_a_device_or_the_interpreter():
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        assert not gr.fused_available("cpu")
+
+
+_SCRIPT = """
+import json, torch, sys
+sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+from test_glyph_readout import _case
+from ocr_model import glyph_readout as gr
+out = {{}}
+for name, (P, C) in {{"odd": (300, 5000), "one tile": (100, 2945)}}.items():
+    f, w, b = _case(P, C)
+    v, i, lse = gr.top_classes(f, w, b, 8, fused=True)
+    rv, ri, rl = gr.top_classes(f, w, b, 8, fused=False)
+    out[name] = dict(v=float((v - rv).abs().max()), i=float((i == ri).float().mean()), lse=float((lse - rl).abs().max()),
+                     i_untied=float((i[9:] == ri[9:]).float().mean()))
+print(json.dumps(out))
+"""
+
+
+def test_fused_kernel_matches_the_reference_under_the_interpreter():
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    code = _SCRIPT.format(root=str(ROOT), tests=str(Path(__file__).parent))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name, got in json.loads(r.stdout.strip().splitlines()[-1]).items():
+        assert got["v"] < 1e-4, (name, got)  # values: the same top k (row 8 ties: any 8 of the 300 tied)
+        assert got["i_untied"] == 1.0, (name, got)
+        assert got["lse"] < 1e-4, (name, got)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (and Triton)")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_fused_kernel_on_the_gpu(dtype):
+    pytest.importorskip("triton")
+    f, w, b = _case(P=20000, C=17143, dtype=dtype)
+    f, w, b = f.cuda(), w.cuda(), b.cuda()
+    w, b = gr.padded(w, b)
+    v, i, lse = gr.top_classes(f, w, b, 8, fused=True)
+    rv, ri, rl = gr.top_classes(f, w, b, 8, fused=False)
+    exact = torch.addmm(b, f.float(), w.float().t())  # float32 logits of the same (rounded) inputs
+    ev, ei = exact.topk(8, dim=-1)
+    assert (v - ev).abs().max() < 1e-3
+    assert (i[9:] == ei[9:]).float().mean() > 0.999  # near-ties may swap places between float orders
+    assert (lse - torch.logsumexp(exact, -1)).abs().max() < 1e-3
+    assert (rl - torch.logsumexp(exact, -1)).abs().max() < 0.05  # the reference's logits table is in `dtype`
