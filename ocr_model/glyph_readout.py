@@ -1,31 +1,35 @@
 """The glyph readout: slot features -> each cell's top-k classes and log-sum-exp, without the (cells, classes) table.
 
     top_classes(f, weight, bias, k)      (P, E) slot features, a classifier (C, E) + (C,) -> (values (P, k) float32,
-                                         classes (P, k) int64, log-sum-exp (P,) float32): the k largest logits of
-                                         each row, sorted, and the log of the softmax's denominator
+                                         classes (P, k) int64, log-sum-exp (P,) float32): each row's k largest
+                                         logits, sorted, and the log of the softmax's denominator
     candidate_logits(f, weight, bias, c) the logits of given classes c (P, M) only (the views' combination)
     padded(weight, bias)                 the classifier with its classes padded to a multiple of 128 (weight 0,
                                          bias -inf: never chosen, nothing in a log-sum-exp)
     block_topk(logits, k)                torch.topk through block maxima (exact)
     fused_available(device)              whether top_classes runs the fused kernel there
 
-Two paths give the same numbers (within float32 rounding; tests/ocr_model/test_glyph_readout.py):
+Two paths, the same readout:
 
     reference  (CPU, or no Triton)  the logits table (P, C) in the features' dtype, torch.topk (block_topk on a
                GPU) and a blockwise float32 log-sum-exp. At 128 base pages that table is 364,800 x 17,152: 12.5
                GB of bf16 written and read three times, most of a read's device time (docs/benchmarks.md).
-    fused      (CUDA with Triton)  two passes of one Triton kernel each over tiles of BP cells x 128 classes,
-               the logits made in registers by a tensor-core dot and never stored:
-                 pass 1  an online log-sum-exp per cell (exp2 of the logits less the running max) and the max of
-                         every block of 128 classes (P, C/128);
-                 between the k-th largest block max per cell, t (the k blocks with the largest maxima hold k
-                         distinct classes >= t, so every one of the k largest logits is >= t);
-                 pass 2  the logits made again, and every one >= t kept with its class (at most CAP per cell), only
-                         in blocks whose max reaches some cell's t; torch.topk over those CAP candidates.
-               A cell with more than CAP classes >= t (a flat distribution; none seen on real pages) is read
-               again by the reference path. Pass 1 skips the exp of a block of classes when every cell of the
-               tile has that block more than CUT = 40 nats below its running max (what it would add is below
-               17,152 * e^-40 ~ 7e-14 of the sum, under float32's resolution).
+    fused      (CUDA with Triton)  two Triton kernels over tiles of BP cells x 128 classes, the logits made in
+               registers by a tensor-core dot (float32 accumulation) and never stored:
+                 pass 1  an online log-sum-exp per cell (exp2 of the logits less the running max), the max of
+                         every block of 128 classes (P, C/128), and the cell's threshold t: the k-th largest
+                         block max (an insertion network over the blocks), or MARGIN = 25 nats below the cell's
+                         best logit where that is higher. The k blocks with the largest maxima hold k distinct
+                         classes >= their k-th max, so every one of the k largest logits is >= it;
+                 pass 2  the logits made again, only in blocks whose max reaches some cell's t, and every logit
+                         >= t kept with its class (at most CAP = 64 per cell); torch.topk over those.
+               So the fused top-k is torch.topk's, except that a class more than MARGIN below the cell's best
+               (probability < 1.4e-11) is never listed: such places read -inf with the cell's best class again
+               (a caller scoring candidates counts it once). A cell with more than CAP classes >= t (a flat
+               distribution) is read again in float32 by a plain matrix product. Pass 1 skips the exp of a
+               block when every cell of the tile has it more than CUT = 40 nats below its running max (it would
+               add < 17,152 * e^-40 ~ 7e-14 of the sum, under float32's resolution).
+               The kernels handle k <= 8 (more: the reference path).
 
 The kernel reads bf16 features with bf16 dots (float32 accumulation); float32 features (heads loaded in float32)
 use three tf32 dots ("tf32x3", ~float32 precision).
@@ -42,6 +46,7 @@ __all__ = ["CAP", "block_topk", "candidate_logits", "fused_available", "padded",
 BLOCK_C = 128  # classes per tile (and per block of the block maxima)
 CAP = 64  # candidates kept per cell by pass 2
 CUT = 40.0  # nats below a cell's running max under which a block's exps are skipped (pass 1)
+MARGIN = 25.0  # nats below a cell's best logit under which no class is a candidate (p < 1.4e-11)
 LOG2E = 1.4426950408889634
 
 
@@ -134,7 +139,7 @@ def top_classes(f: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: in
         fused = fused_available(f.device) and f.shape[0] > 0
     C = weight.shape[0]
     k = min(k, C)
-    if not fused or -(-C // BLOCK_C) <= 2 * k:
+    if not fused or -(-C // BLOCK_C) <= 2 * k or k > 8:
         return _reference(f, weight, bias, k)
     w, b = padded(weight, bias)
     return _fused(f.contiguous(), w.to(f.dtype).contiguous(), b.float().contiguous(), k)
@@ -151,30 +156,58 @@ def _kernels() -> dict[str, Any]:
     import triton.language as tl
 
     @triton.jit
-    def pass1(f_ptr, w_ptr, b_ptr, bmax_ptr, lse_ptr, P, NB, E: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr,
-              PREC: tl.constexpr, CUT_: tl.constexpr):
+    def pass1(f_ptr, w_ptr, b_ptr, bmax_ptr, lse_ptr, thr_ptr, P, E: tl.constexpr, NB: tl.constexpr, BP: tl.constexpr,
+              BC: tl.constexpr, K: tl.constexpr, PREC: tl.constexpr, CUT_: tl.constexpr, MARGIN_: tl.constexpr):
         rows = tl.program_id(0) * BP + tl.arange(0, BP)  # (BP,) this tile's cells
         live = rows < P
         e = tl.arange(0, E)
         f = tl.load(f_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)  # (BP, E)
         m = tl.full((BP,), float("-inf"), tl.float32)  # running max
         s = tl.zeros((BP,), tl.float32)  # running sum of exp(logit - m)
+        # the 8 largest block maxima so far, r0 >= r1 >= ... >= r7 (an insertion network per block)
+        r0 = tl.full((BP,), float("-inf"), tl.float32)
+        r1, r2, r3, r4, r5, r6, r7 = r0, r0, r0, r0, r0, r0, r0
         for cb in range(0, NB):
             cols = cb * BC + tl.arange(0, BC)
             w = tl.load(w_ptr + cols[None, :] * E + e[:, None])  # (E, BC): classes cb*BC.. of the weight, transposed
             x = tl.dot(f, w, input_precision=PREC) + tl.load(b_ptr + cols)[None, :]  # (BP, BC) float32 logits
             bm = tl.max(x, 1)
             tl.store(bmax_ptr + rows * NB + cb, bm, mask=live)
+            c = bm
+            h = tl.maximum(r0, c); c = tl.minimum(r0, c); r0 = h  # noqa: E702
+            h = tl.maximum(r1, c); c = tl.minimum(r1, c); r1 = h  # noqa: E702
+            h = tl.maximum(r2, c); c = tl.minimum(r2, c); r2 = h  # noqa: E702
+            h = tl.maximum(r3, c); c = tl.minimum(r3, c); r3 = h  # noqa: E702
+            h = tl.maximum(r4, c); c = tl.minimum(r4, c); r4 = h  # noqa: E702
+            h = tl.maximum(r5, c); c = tl.minimum(r5, c); r5 = h  # noqa: E702
+            h = tl.maximum(r6, c); c = tl.minimum(r6, c); r6 = h  # noqa: E702
+            r7 = tl.maximum(r7, c)
             new = tl.maximum(m, bm)
             if tl.max(bm - new, 0) > -CUT_:  # else every cell has this block CUT below its max: m stays
                 s = s * tl.exp2((m - new) * 1.4426950408889634) + tl.sum(
                     tl.exp2((x - new[:, None]) * 1.4426950408889634), 1)
                 m = new
         tl.store(lse_ptr + rows, m + tl.log(s), mask=live)
+        t = r7  # the K-th largest block max
+        if K == 1:
+            t = r0
+        elif K == 2:
+            t = r1
+        elif K == 3:
+            t = r2
+        elif K == 4:
+            t = r3
+        elif K == 5:
+            t = r4
+        elif K == 6:
+            t = r5
+        elif K == 7:
+            t = r6
+        tl.store(thr_ptr + rows, tl.maximum(t, m - MARGIN_), mask=live)
 
     @triton.jit
-    def pass2(f_ptr, w_ptr, b_ptr, bmax_ptr, thr_ptr, val_ptr, idx_ptr, cnt_ptr, P, NB, E: tl.constexpr,
-              BP: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr, CAP_: tl.constexpr):
+    def pass2(f_ptr, w_ptr, b_ptr, bmax_ptr, thr_ptr, val_ptr, idx_ptr, cnt_ptr, P, E: tl.constexpr,
+              NB: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr, CAP_: tl.constexpr):
         rows = tl.program_id(0) * BP + tl.arange(0, BP)
         live = rows < P
         e = tl.arange(0, E)
@@ -200,26 +233,39 @@ def _kernels() -> dict[str, Any]:
     return _KERNELS
 
 
-def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 128) -> tuple[Any, Any, Any]:
-    """The two-pass kernel (module doc); w (C', E) padded to a multiple of 128, b float32 (C',)."""
+def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 128, warps: int = 8,
+           parts: dict | None = None) -> tuple[Any, Any, Any]:
+    """The two-pass kernel (module doc); w (C', E) padded to a multiple of 128, b float32 (C',). `parts`: a dict
+    that gets CUDA events around each step and the count of cells read again (scripts/gpu/readout_bench.py)."""
+    mark = (lambda name: parts.setdefault(name, torch.cuda.Event(enable_timing=True)).record()) if parts is not None else (lambda name: None)
     kern = _kernels()
     P, E = f.shape
     NB = w.shape[0] // BLOCK_C
     prec = "tf32x3" if f.dtype == torch.float32 else "tf32"  # (ignored by bf16 / fp16 dots)
     grid = (kern["triton"].cdiv(P, BP),)
+    mark("start")
     bmax = torch.empty(P, NB, dtype=torch.float32, device=f.device)  # (P, NB) max of each block of classes
     lse = torch.empty(P, dtype=torch.float32, device=f.device)
-    kern["pass1"][grid](f, w, b, bmax, lse, P, NB, E=E, BP=BP, BC=BLOCK_C, PREC=prec, CUT_=CUT, num_warps=8)
-    thr = bmax.topk(k, dim=-1).values[:, k - 1].contiguous()  # (P,) the k-th largest block max
+    thr = torch.empty(P, dtype=torch.float32, device=f.device)  # (P,) the candidates' threshold
+    kern["pass1"][grid](f, w, b, bmax, lse, thr, P, E=E, NB=NB, BP=BP, BC=BLOCK_C, K=k, PREC=prec, CUT_=CUT,
+                        MARGIN_=MARGIN, num_warps=warps)
+    mark("pass1")
     val = torch.full((P, CAP), float("-inf"), dtype=torch.float32, device=f.device)
-    idx = torch.zeros(P, CAP, dtype=torch.int64, device=f.device)
+    idx = torch.zeros(P, CAP, dtype=torch.int32, device=f.device)
     cnt = torch.empty(P, dtype=torch.int32, device=f.device)
-    kern["pass2"][grid](f, w, b, bmax, thr, val, idx, cnt, P, NB, E=E, BP=BP, BC=BLOCK_C, PREC=prec, CAP_=CAP,
-                        num_warps=8)
+    mark("threshold")
+    kern["pass2"][grid](f, w, b, bmax, thr, val, idx, cnt, P, E=E, NB=NB, BP=BP, BC=BLOCK_C, PREC=prec, CAP_=CAP,
+                        num_warps=warps)
+    mark("pass2")
     v, j = val.topk(k, dim=-1)  # (P, k) sorted
-    i = idx.gather(1, j)
-    bad = ((cnt > CAP) | (cnt < k)).nonzero().squeeze(1)  # overflow (or a threshold not met: never expected)
+    i = idx.gather(1, j).long()
+    i = torch.where(torch.isinf(v), i[:, :1], i)  # past a cell's candidates: its best class again
+    bad = (cnt > CAP).nonzero().squeeze(1)  # more than CAP candidates (a flat distribution): read again exactly
+    mark("topk")
     if bad.numel():
-        rv, ri, _ = _reference(f[bad], w, b, k)
-        v[bad], i[bad] = rv, ri
+        logits = torch.addmm(b[None, :], f[bad].float(), w.float().t())  # (n, C') float32
+        v[bad], i[bad] = logits.topk(k, dim=-1)
+    mark("again")
+    if parts is not None:
+        parts["read again"] = int(bad.numel())
     return v, i, lse

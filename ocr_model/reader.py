@@ -179,7 +179,9 @@ class OpticalReader:
                 "none; use mode='auto' or mode='decoder'"
             )
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device).eval()
+        # the heads run in the model's dtype (bf16 on a GPU: the fused readout's tensor-core dots; float32 on a CPU)
+        dtype = next(model.parameters()).dtype
+        self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device, dtype).eval()
         if not 0.0 <= max_unknown <= 1.0:
             raise ValueError(f"max_unknown is a fraction of a page's drawn cells, in [0, 1]; got {max_unknown}")
         from ocr_model.page import TIERS
@@ -209,12 +211,13 @@ class OpticalReader:
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, device: str = "cpu", **kw: Any) -> OpticalReader:
-        """Load a directory written by ocr_model.weights.save_pretrained (and its glyph heads, if any)."""
+    def from_pretrained(cls, path: str | Path, *, device: str = "cpu", dtype: Any = None, **kw: Any) -> OpticalReader:
+        """Load a directory written by ocr_model.weights.save_pretrained (and its glyph heads, if any); `dtype`
+        (a torch dtype) defaults to bf16 on a GPU, float32 on a CPU."""
         from ocr_model.glyphs import load_glyph_heads
         from ocr_model.weights import load_pretrained
 
-        model, tok = load_pretrained(path, device=device)
+        model, tok = load_pretrained(path, device=device, dtype=dtype)
         heads = load_glyph_heads(path, model.cfg.decoder.dim)
         kw.setdefault("calibration", load_calibration(path))
         reader = cls(model, tok, glyph_heads=heads, name=kw.pop("name", Path(path).name), **kw)
