@@ -60,6 +60,9 @@ class SamAttention(nn.Module):
         # rel_size = 2*window-1 for windowed blocks, 2*(img_size/16)-1 for global ones
         self.rel_pos_h = nn.Parameter(torch.zeros(rel_size, hd))
         self.rel_pos_w = nn.Parameter(torch.zeros(rel_size, hd))
+        # the bias folded into the dot products (_folded_attention: a flash kernel, no (N, N) table) or the
+        # readable reference that adds the table; the same scores up to rounding (tests/ocr_model/test_deepencoder.py)
+        self.fold_bias = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
@@ -72,10 +75,33 @@ class SamAttention(nn.Module):
         r_q = q.reshape(B, nh, H, W, C // nh)
         rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, Rh.to(q.dtype))  # [B,nh,H,W,H]
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, Rw.to(q.dtype))  # [B,nh,H,W,W]
-        bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, nh, H * W, H * W)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # [B,nh,N,hd]
+        if self.fold_bias:
+            out = _folded_attention(q, k, v, rel_h, rel_w)
+        else:  # the reference: the (N, N) bias table per window and head, added to the scores
+            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, nh, H * W, H * W)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # [B,nh,N,hd]
         out = out.transpose(1, 2).reshape(B, H, W, C)
         return self.proj(out)
+
+
+def _folded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
+                      rel_w: torch.Tensor) -> torch.Tensor:
+    """SDPA with the decomposed bias folded into the dot products, so no (N, N) table is made and a flash
+    kernel can run: q.k / s + rel_h[q, kh] + rel_w[q, kw] = [q, s rel_h[q], s rel_w[q]] . [k, onehot(kh),
+    onehot(kw)] / s (s = sqrt(hd)). q k v [B,nh,N,hd], rel_h [B,nh,H,W,H], rel_w [B,nh,H,W,W] -> [B,nh,N,hd]."""
+    B, nh, H, W, _ = rel_w.shape
+    N, hd = H * W, q.shape[-1]
+    s = math.sqrt(hd)
+    eye_h = torch.eye(H, dtype=k.dtype, device=k.device)
+    eye_w = torch.eye(W, dtype=k.dtype, device=k.device)
+    key_h = eye_h[:, None, :].expand(H, W, H).reshape(1, 1, N, H)  # key n = (kh, kw) -> onehot(kh)
+    key_w = eye_w[None, :, :].expand(H, W, W).reshape(1, 1, N, W)  # -> onehot(kw)
+    d = hd + H + W
+    pad = (-d) % 8  # fused kernels want head dims in multiples of 8
+    qf = torch.cat([q, rel_h.reshape(B, nh, N, H) * s, rel_w.reshape(B, nh, N, W) * s], dim=-1)  # [B,nh,N,d]
+    kf = torch.cat([k, key_h.expand(B, nh, N, H), key_w.expand(B, nh, N, W)], dim=-1)  # [B,nh,N,d]
+    qf, kf, vf = F.pad(qf, (0, pad)), F.pad(kf, (0, pad)), F.pad(v, (0, d + pad - hd))  # [B,nh,N,d+pad]
+    return F.scaled_dot_product_attention(qf, kf, vf, scale=1.0 / s)[..., :hd]  # [B,nh,N,hd]
 
 
 class SamMlp(nn.Module):

@@ -87,6 +87,26 @@ def test_sdpa_attention_matches_manual():
         assert torch.allclose(attn(x), _manual_attention(attn, x), atol=1e-5)
 
 
+@pytest.mark.parametrize("hw", [(14, 14), (9, 5)])
+def test_folded_bias_gives_the_reference_attention(hw):
+    """The bias folded into the dot products (a flash kernel may run) = the (N, N) table added to the scores."""
+    torch.manual_seed(0)
+    attn = SamAttention(64, 2, 2 * max(hw) - 1)
+    with torch.no_grad():
+        attn.rel_pos_h.normal_(std=0.5)
+        attn.rel_pos_w.normal_(std=0.5)
+        x = torch.randn(3, *hw, 64)
+        ref = attn(x)
+        attn.fold_bias = True
+        got = attn(x)
+        attn.rel_pos_w.zero_()  # the fold must carry each term: a wrong one-hot shows once the other is gone
+        ref_h, attn.fold_bias = attn(x), False
+        ref_h0 = attn(x)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert torch.allclose(ref_h, ref_h0, atol=1e-5) and not torch.allclose(ref_h, ref, atol=1e-3)
+
+
 def test_window_equal_to_grid_is_global():
     """Windowed and global attention are one mechanism: one window covering the grid == global."""
     cfg = SamConfig(dim=16, depth=1, heads=2, img_size=64, window_size=4, global_attn_indexes=())
