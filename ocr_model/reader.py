@@ -206,6 +206,7 @@ class OpticalReader:
         # with its (cells, classes) logits table (False); None: fused where it runs (CUDA with Triton)
         self.fused = fused
         self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
+        self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
         self._padded: dict[tuple, tuple[Any, Any]] = {}  # classifier -> its weight and bias padded (_classify)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
         self._fingerprint: str | None = None
@@ -265,18 +266,34 @@ class OpticalReader:
             return to_tensor(list(images), tier).to(self.model.device)
         if self.model.device.type == "cuda":
             u8 = self._pinned(len(images), side)  # [B,S,S], page-locked: the upload runs asynchronously
-            host = u8.numpy()
-            for i, im in enumerate(images):
-                host[i] = np.asarray(im, dtype=np.uint8)
+            self._fill(u8.numpy(), images)
             x = u8.to(self.model.device, non_blocking=True)
             event = torch.cuda.Event()  # the buffer may be filled again only once this copy has run
             event.record()
             self._pins[(len(images), side)] = (u8, event)
         else:
-            u8 = torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images]))  # [B,S,S]
+            u8 = torch.empty((len(images), side, side), dtype=torch.uint8)  # [B,S,S]
+            self._fill(u8.numpy(), images)
             x = u8.to(self.model.device, non_blocking=True)
         x = x.float().div_(127.5).sub_(1.0)
         return x.unsqueeze(1).expand(-1, 3, -1, -1)  # [B,3,S,S]: the three channels of a grey page
+
+    def _fill(self, host: np.ndarray, images: Sequence[Image.Image]) -> None:
+        """host[i] = the pixels of images[i] ((n, S, S) uint8), on a few threads for a batch: Pillow copies a
+        page out without the GIL (128 base pages: 160 ms on one thread, 24-31 ms on four, 2 CPU cores)."""
+
+        def fill(lo: int) -> None:
+            for i in range(lo, min(lo + step, len(images))):
+                host[i] = np.asarray(images[i], dtype=np.uint8)
+
+        step = max(8, -(-len(images) // 4))
+        if len(images) <= step:
+            return fill(0)
+        if self._fillers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._fillers = ThreadPoolExecutor(4, thread_name_prefix="optical-pixels")
+        list(self._fillers.map(fill, range(0, len(images), step)))
 
     def _pinned(self, n: int, side: int) -> Any:
         """A page-locked (n, side, side) uint8 host buffer, reused per shape (a few shapes kept), once the

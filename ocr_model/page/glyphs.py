@@ -336,7 +336,7 @@ def _only_letters(group: tuple[int, ...]) -> bool:
 
 
 # switches for measuring each rule (benchmarks)
-_RULES = {"page": True, "digits": True, "options": True, "escapes": True, "lexicon": True}
+_RULES = {"page": True, "digits": True, "options": True, "escapes": True, "lexicon": True, "shortcut": True}
 
 
 @cache
@@ -412,6 +412,14 @@ def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarr
         todo[int(r)] = (ks, _words(ks))
     if not todo:  # ASCII rows only: the page's script is Latin, and every word resolves to its ASCII member
         return out
+    # the same holds where the other classes are Latin-safe (_latin_safe: a sign no letter draws, '│', '€'; a
+    # letter of no group that votes for Latin or no script, 'é', '中') and the rows' text holds no word the Latin
+    # page's lexicon respells ('TK'): then every vote is Latin's, and nothing else could change a cell
+    if _RULES["shortcut"] and _latin_safe(len(table))[out].all():
+        keys = tuple(homoglyph_lexicon().get("LATIN LATIN", {}))
+        text = cells_text(out[sorted(todo)]) if keys else ""
+        if not any(k in text for k in keys):
+            return out
     barred = _barred(out, todo)  # 'і' on a page with no Ukrainian letter is 'i'
     rows: dict[int, tuple[list[int], list[tuple[int, int]], list]] = {}
     plain = np.array([r not in todo for r in range(out.shape[0])])  # the ASCII rows, each Latin if it has a letter
@@ -472,6 +480,16 @@ def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarr
                 elif _RULES["lexicon"] and spelled in lexicon:
                     row[a:b] = [index[ch] for ch in lexicon[spelled]]
     return out
+
+
+@cache
+def _latin_safe(n: int) -> np.ndarray:
+    """(n,) bool: classes whose cells leave a page of ASCII rows Latin and its words unchanged (resolve_homoglyphs'
+    shortcut): ASCII, blanks and OTHER; a shape no letter draws; a letter outside every homoglyph group whose
+    vote is Latin or none. Fuzzed against the word pass in tests/ocr_model/page/test_homoglyphs.py."""
+    _, members = _group_tables()
+    return np.array([k < ASCII_CLASSES or not _may_be_letter(k) or k not in members and _vote(k) <= {"LATIN"}
+                     for k in range(n)])
 
 
 @cache

@@ -79,3 +79,41 @@ def test_rows_of_ascii_only_come_back_unchanged_without_the_word_pass():
         got = G.resolve_homoglyphs(cells)
         assert (got[0] == cells[0]).all() and (got[1] == cells[1]).all()
         assert G.cells_text(got[2:3]).startswith("по")
+
+
+def test_the_latin_safe_shortcut_gives_what_the_word_pass_gives(monkeypatch):
+    """Pages of ASCII rows with Latin-safe classes among them ('│', '€', 'é', '中'), words the Latin lexicon
+    respells ('TK') and now and then one class that is not safe: the shortcut (return the page as it is) and
+    the word pass agree on every cell."""
+    import random
+
+    import numpy as np
+
+    from ocr_model.page import COLS, ROWS
+    from ocr_model.page import glyphs as G
+
+    table = G.classes()
+    group_of = G.group_of_classes(len(table))
+    safe = G._latin_safe(len(table))
+    extra = [k for k in np.nonzero(safe)[0] if k >= G.ASCII_CLASSES]
+    unsafe = np.nonzero(~safe)[0]
+    assert table.index("│") in extra and table.index("é") in extra and table.index("а") not in extra
+    words = "the is in IN TK IT OK SIZE INFO xi sis jIs POSIX 'o' HOME Visit a I".split() + list(G.homoglyph_lexicon().get("LATIN LATIN", {}))
+    rng = random.Random(0)
+    for _ in range(300):
+        cells = np.zeros((ROWS, COLS), dtype=np.int64)
+        for r in range(rng.randint(1, 6)):
+            row: list[int] = []
+            while len(row) < COLS:
+                w = rng.choice(words) if rng.random() < 0.7 else "".join(rng.choice("aeiocpxyjsABCEHIKMNOPTXZ013,.;:'-|") for _ in range(rng.randint(1, 6)))
+                row += [int(group_of[table.index(c)]) for c in w if c in table] + [0]
+            cells[r] = row[:COLS]
+            for _ in range(rng.randint(0, 3)):
+                cells[r, rng.randrange(COLS)] = int(rng.choice(extra))
+        if rng.random() < 0.2:
+            cells[rng.randrange(ROWS), rng.randrange(COLS)] = int(group_of[int(rng.choice(unsafe))])
+        fast = G.resolve_homoglyphs(cells)
+        monkeypatch.setitem(G._RULES, "shortcut", False)
+        slow = G.resolve_homoglyphs(cells)
+        monkeypatch.setitem(G._RULES, "shortcut", True)
+        assert np.array_equal(fast, slow), G.cells_text(cells)
