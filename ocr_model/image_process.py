@@ -21,7 +21,7 @@ from .config import MODES
 from .page.geometry import decoder_positions
 
 __all__ = ["MODES", "PAD_COLOR", "to_tensor", "prepare", "to_gundam", "GundamInput", "gundam_grid",
-           "visual_token_count"]
+           "visual_token_count", "resample_pages"]
 
 PAD_COLOR = (127, 127, 127)  # int(0.5 * 255): the official padding grey
 GUNDAM_TILE, GUNDAM_GLOBAL = 640, 1024
@@ -122,3 +122,62 @@ def visual_token_count(mode: str) -> tuple[int, int]:
         raise ValueError(f"unknown mode {mode!r}; use one of {sorted(MODES)}")
     g = MODES[mode] // 64
     return g * g, decoder_positions(g)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pillow's LANCZOS resize of greyscale pages (the renderer's `page_at_tier`), on tensors: the same uint8 pixels,
+# bit for bit, computed where the pages already are (a GPU: the reader's other views of a page). Pillow
+# (libImaging/Resample.c) resizes in two passes, horizontal then vertical, each with per-output-pixel weights
+# of a 3-lobe Lanczos window stretched by the scale, normalised to sum 1, rounded to 22-bit fixed point; a
+# pass sums pixel * weight + 2^21 in integers, shifts right by 22 and clips to 0..255. Here each pass is one
+# float64 matrix product (every partial sum is an integer below 2^53, so exact) and the same shift.
+
+_PRECISION_BITS = 32 - 8 - 2
+
+
+def _lanczos(x: np.ndarray) -> np.ndarray:
+    def sinc(t: np.ndarray) -> np.ndarray:
+        t = t * np.pi
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(t == 0.0, 1.0, np.sin(t) / t)
+
+    return np.where((-3.0 <= x) & (x < 3.0), sinc(x) * sinc(x / 3.0), 0.0)
+
+
+def lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
+    """float64 (out_size, in_size): Pillow's fixed-point LANCZOS weights of each output pixel (integers)."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 3.0 * filterscale
+    w = np.zeros((out_size, in_size), dtype=np.float64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        k = _lanczos((np.arange(xmin, xmax) - center + 0.5) / filterscale)
+        total = k.sum()
+        if total != 0.0:
+            k = k / total
+        w[xx, xmin:xmax] = np.where(k < 0, np.trunc(-0.5 + k * (1 << _PRECISION_BITS)),
+                                    np.trunc(0.5 + k * (1 << _PRECISION_BITS)))
+    return w
+
+
+def resample_pages(pages: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 [B,S,S] greyscale pages -> uint8 [B,side,side], equal to Pillow's `resize((side, side), LANCZOS)`
+    of each page (tests/ocr_model/test_image_process.py); on the pages' device, in float64."""
+    if pages.dtype != torch.uint8 or pages.dim() != 3 or pages.shape[1] != pages.shape[2]:
+        raise ValueError(f"resample_pages takes uint8 square pages [B,S,S]; got {pages.dtype} {tuple(pages.shape)}")
+    S = pages.shape[1]
+    if S == side:
+        return pages.clone()
+    w = torch.from_numpy(lanczos_weights(S, side)).to(pages.device)  # [side,S]
+    half, unit = float(1 << (_PRECISION_BITS - 1)), float(1 << _PRECISION_BITS)
+
+    def shift(ss: torch.Tensor) -> torch.Tensor:  # Pillow's clip8(ss >> 22)
+        return torch.floor(ss / unit).clamp_(0, 255)
+
+    x = pages.to(torch.float64)
+    x = shift(x @ w.T + half)  # [B,S,side]: the horizontal pass (each row of the page)
+    x = shift(w @ x + half)  # [B,side,side]: the vertical pass
+    return x.to(torch.uint8)

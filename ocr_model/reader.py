@@ -207,6 +207,8 @@ class OpticalReader:
         self.fused = fused
         self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
         self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
+        # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
+        self._device_resample = model.device.type == "cuda"
         self._padded: dict[tuple, tuple[Any, Any]] = {}  # classifier -> its weight and bias padded (_classify)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
         self._fingerprint: str | None = None
@@ -259,11 +261,20 @@ class OpticalReader:
         stores) travel as uint8 and are scaled there, as ocr_model.train.to_model_input does in training;
         anything else goes through ocr_model.image_process.to_tensor."""
         from ocr_model.image_process import to_tensor
+
+        u8 = self._pages_u8(images, tier)
+        if u8 is None:
+            return to_tensor(list(images), tier).to(self.model.device)
+        return self._model_input(u8)
+
+    def _pages_u8(self, images: Sequence[Image.Image], tier: str) -> Any:
+        """uint8 [B,S,S] pages on the model's device, or None unless every image is a greyscale page at the
+        tier's size."""
         from ocr_model.page import TIERS
 
         torch, side = self._torch, TIERS[tier].side if tier in TIERS else None
         if side is None or not all(im.mode == "L" and im.size == (side, side) for im in images):
-            return to_tensor(list(images), tier).to(self.model.device)
+            return None
         if self.model.device.type == "cuda":
             u8 = self._pinned(len(images), side)  # [B,S,S], page-locked: the upload runs asynchronously
             self._fill(u8.numpy(), images)
@@ -271,11 +282,14 @@ class OpticalReader:
             event = torch.cuda.Event()  # the buffer may be filled again only once this copy has run
             event.record()
             self._pins[(len(images), side)] = (u8, event)
-        else:
-            u8 = torch.empty((len(images), side, side), dtype=torch.uint8)  # [B,S,S]
-            self._fill(u8.numpy(), images)
-            x = u8.to(self.model.device, non_blocking=True)
-        x = x.float().div_(127.5).sub_(1.0)
+            return x
+        u8 = torch.empty((len(images), side, side), dtype=torch.uint8)  # [B,S,S]
+        self._fill(u8.numpy(), images)
+        return u8.to(self.model.device)
+
+    @staticmethod
+    def _model_input(u8: Any) -> Any:
+        x = u8.float().div_(127.5).sub_(1.0)
         return x.unsqueeze(1).expand(-1, 3, -1, -1)  # [B,3,S,S]: the three channels of a grey page
 
     def _fill(self, host: np.ndarray, images: Sequence[Image.Image]) -> None:
@@ -346,9 +360,8 @@ class OpticalReader:
         P = int(page_i.numel())
         per_view = []  # (w, scorer: classes (P, M) -> float32 logits (P, M), lse (P,), top-k classes (P, k))
         n_cls = []  # each view's real class count (the classifier may be padded past it: _classifier)
+        self._encode_views(images, tier, [v for v in views if v not in encoded], encoded)
         for view, weight in views.items():
-            if view not in encoded:
-                encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
             g = encoded[view]  # (B, h, w, D)
             if P == 0:
                 continue
@@ -407,6 +420,25 @@ class OpticalReader:
                 pads.pop(next(iter(pads)))
             pads[key] = padded(cls.weight, bias)
         return pads[key]
+
+    def _encode_views(self, images: Sequence[Image.Image], tier: str, views: Sequence[str], encoded: dict[str, Any]) -> None:
+        """encoded[view] = the [B,h,w,D] token grids of the pages (stored at `tier`) seen at each of `views`. On
+        a GPU the pages go up once and are resampled there (image_process.resample_pages: Pillow's LANCZOS bit
+        for bit); on a CPU, or for pages that are not greyscale at the tier's size, Pillow resamples them."""
+        from ocr_model.image_process import resample_pages
+        from ocr_model.page import TIERS
+
+        if not views:
+            return
+        u8 = None
+        if self._device_resample and any(v != tier for v in views):
+            u8 = self._pages_u8(images, tier)  # [B,S,S] on the device
+        for view in views:
+            if u8 is not None:
+                x = u8 if view == tier else resample_pages(u8, TIERS[view].side)  # [B,S',S']
+                encoded[view] = self.model.encode_grid(self._model_input(x))
+            else:
+                encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
 
     def _resampled(self, images: Sequence[Image.Image], view: str) -> list[Image.Image]:
         """The pages at another tier through the renderer's one resampling function (page_at_tier); a batch

@@ -66,3 +66,24 @@ def test_errors():
         to_tensor(Image.new("L", (10, 10)), "gundam")
     with pytest.raises(TypeError, match="PIL"):
         to_tensor([np.zeros((10, 10))], "base")
+
+
+@pytest.mark.parametrize("size,side", [(1024, 640), (1024, 512), (640, 512), (512, 1024), (640, 1024), (37, 91)])
+def test_resample_pages_is_pillows_lanczos_bit_for_bit(size, side):
+    from ocr_model.image_process import resample_pages
+
+    rng = np.random.default_rng(size + side)
+    pages = [rng.integers(0, 256, (size, size), dtype=np.uint8), (rng.integers(0, 2, (size, size)) * 255).astype(np.uint8)]
+    got = resample_pages(torch.from_numpy(np.stack(pages)), side).numpy()
+    ref = np.stack([np.asarray(Image.fromarray(p).resize((side, side), Image.Resampling.LANCZOS)) for p in pages])
+    assert got.dtype == np.uint8 and got.shape == (2, side, side)
+    assert np.array_equal(got, ref)
+
+
+def test_resample_pages_refuses_what_is_not_square_uint8_pages():
+    from ocr_model.image_process import resample_pages
+
+    with pytest.raises(ValueError, match="uint8 square pages"):
+        resample_pages(torch.zeros(2, 8, 9, dtype=torch.uint8), 4)
+    with pytest.raises(ValueError, match="uint8 square pages"):
+        resample_pages(torch.zeros(2, 8, 8), 4)

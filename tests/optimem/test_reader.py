@@ -386,3 +386,24 @@ def test_block_topk_is_torch_topk():
         rv, ri = logits.topk(k, dim=-1)
         assert torch.equal(v, rv) and torch.equal(logits.gather(1, i), v)  # the same values, at those classes
         assert torch.equal(i.sort(-1).values, ri.sort(-1).values)  # the same classes (ties in any order)
+
+
+def test_views_resampled_on_the_device_read_as_pillows_do(tiny_model_dir):
+    """The other views of a page resampled as tensors (what a GPU reader does) and by Pillow give the same
+    pixels, so the same cells, probabilities and texts."""
+    from ocr_model.page.codec import as_stored
+
+    pages = pg.render_turns([pg.Turn("user", "The locker code is QX-4821-MB. " * 12), pg.Turn("assistant", "ok " * 40)])
+    ims = [as_stored(p.image, "small") for p in pages] * 5
+    from ocr_model.glyphs import make_glyph_heads
+
+    model, tok = load_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    heads = make_glyph_heads(model.cfg.decoder.dim, (16, 10, 8), n_classes=300)  # random: any reading will do
+    reader = OpticalReader(model, tok, glyph_heads=heads, mode="grid", views={"base": 0.5, "tiny": 0.5, "small": 1.0})
+    assert set(reader.grid_views("small")) == {"base", "small", "tiny"}
+    ref = reader.read(ims, "small")
+    reader._device_resample = True
+    got = reader.read(ims, "small")
+    assert [r.text for r in got] == [r.text for r in ref]
+    assert all(np.array_equal(a.cells, b.cells) for a, b in zip(got, ref))
