@@ -5,7 +5,9 @@
 Pages: conversation pages drawn by Memory's renderer from this repository's own docs (English prose, tables
 and code), stored as Memory stores them (16 greys) and faded to each tier. For each tier, in one run:
 
-    encoder       OpticalModel.encode_grid on pixel tensors already on the device (the model alone)
+    encoder       OpticalModel.encode_grid on pixel tensors already on the device (the model alone), with
+                  the SAM attention the readers use (on a GPU its bias folded into the dot products)
+    encoder table the same with the reference attention (the (N, N) bias table added to the scores)
     pixels        PIL page images -> model input on the device (OpticalReader.pixels)
     read own      OpticalReader.read(images, tier) with views={}: pixels, encoder, glyph heads, top-k,
                   homoglyphs, text and token counts - everything a caller gets, from the tier's own tokens
@@ -13,7 +15,8 @@ and code), stored as Memory stores them (16 greys) and faded to each tier. For e
     read inline   read own with overlap=False: every batch's host side in line (side by side with the above)
     read reference  read own with fused=False: the glyph readout's reference path, through the (cells, classes)
                   logits table, instead of the fused kernel (ocr_model/glyph_readout.py)
-    read views    the same with the default views (the page also resampled to the other tiers and encoded)
+    read views    the same with the default views (the page also resampled to the other tiers and encoded;
+                  on a GPU resampled there, image_process.resample_pages)
     read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
 
 Each figure is the median of --repeats timed passes over all pages (after one warm-up pass), pages/s.
@@ -60,6 +63,7 @@ def main(argv=None) -> None:
 
     from ocr_model.page import page_at_tier
     from ocr_model.page.codec import as_stored
+    from ocr_model.deepencoder import fold_attention_bias
     from ocr_model.reader import OpticalReader, shipped_model_dir
     from ocr_model.glyphs import load_glyph_heads
     from ocr_model.weights import load_pretrained
@@ -96,7 +100,8 @@ def main(argv=None) -> None:
         chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
         pix = [own.pixels(c, tier) for c in chunks]
 
-        def encoder():
+        def encoder(fold: bool):
+            fold_attention_bias(model, fold)
             with torch.inference_mode(), torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=args.device != "cpu"):
                 for x in pix:
                     model.encode_grid(x)
@@ -105,7 +110,8 @@ def main(argv=None) -> None:
             for c in chunks:
                 own.pixels(c, tier)
 
-        row = {"encoder": rate(encoder), "pixels": rate(pixels),
+        row = {"encoder": rate(lambda: encoder(own.fold_bias)), "encoder table": rate(lambda: encoder(False)),
+               "pixels": rate(pixels),
                "read own": rate(lambda: own.read(ims, tier)),
                "read inline": rate(lambda: inline.read(ims, tier)),
                "read reference": rate(lambda: reference.read(ims, tier)),

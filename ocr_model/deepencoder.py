@@ -20,7 +20,7 @@ from torch import nn
 
 from .config import ClipConfig, ProjectorConfig, SamConfig
 
-__all__ = ["SamEncoder", "ClipEncoder", "Projector", "interpolate_pos_grid"]
+__all__ = ["SamEncoder", "ClipEncoder", "Projector", "interpolate_pos_grid", "fold_attention_bias"]
 
 
 def interpolate_pos_grid(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -102,6 +102,13 @@ def _folded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: 
     kf = torch.cat([k, key_h.expand(B, nh, N, H), key_w.expand(B, nh, N, W)], dim=-1)  # [B,nh,N,d]
     qf, kf, vf = F.pad(qf, (0, pad)), F.pad(kf, (0, pad)), F.pad(v, (0, d + pad - hd))  # [B,nh,N,d+pad]
     return F.scaled_dot_product_attention(qf, kf, vf, scale=1.0 / s)[..., :hd]  # [B,nh,N,hd]
+
+
+def fold_attention_bias(module: nn.Module, on: bool = True) -> None:
+    """Switch every SamAttention in `module` to the folded bias (on) or the reference table (off)."""
+    for m in module.modules():
+        if isinstance(m, SamAttention):
+            m.fold_bias = bool(on)
 
 
 class SamMlp(nn.Module):

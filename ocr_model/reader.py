@@ -168,6 +168,7 @@ class OpticalReader:
         calibration: Mapping[str, Mapping[str, Any]] | None = None,
         overlap: bool | None = None,
         fused: bool | None = None,
+        fold_bias: bool | None = None,
     ) -> None:
         import torch
 
@@ -205,6 +206,9 @@ class OpticalReader:
         # the glyph readout (ocr_model/glyph_readout.py): the fused Triton kernel (True), the readable reference
         # with its (cells, classes) logits table (False); None: fused where it runs (CUDA with Triton)
         self.fused = fused
+        # the SAM attention's relative-position bias folded into its dot products (deepencoder._folded_attention:
+        # a flash kernel, no (N, N) table) or added as the reference table; None: folded on a GPU
+        self.fold_bias = model.device.type == "cuda" if fold_bias is None else bool(fold_bias)
         self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
         self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
@@ -254,7 +258,15 @@ class OpticalReader:
         return self.model.layout_visual(self._encode_grid(images, tier))
 
     def _encode_grid(self, images: Sequence[Image.Image], tier: str) -> Any:
-        return self.model.encode_grid(self.pixels(images, tier))  # [B,h,w,D]
+        return self._encode(self.pixels(images, tier))  # [B,h,w,D]
+
+    def _encode(self, pixels: Any) -> Any:
+        """model input [B,3,S,S] -> token grids [B,h,w,D], with this reader's SAM attention (fold_bias: the
+        model may be shared by readers that differ)."""
+        from ocr_model.deepencoder import fold_attention_bias
+
+        fold_attention_bias(self.model, self.fold_bias)
+        return self.model.encode_grid(pixels)
 
     def pixels(self, images: Sequence[Image.Image], tier: str) -> Any:
         """[B,3,S,S] model input on the model's device. Greyscale pages at the tier's size (what Memory
@@ -436,7 +448,7 @@ class OpticalReader:
         for view in views:
             if u8 is not None:
                 x = u8 if view == tier else resample_pages(u8, TIERS[view].side)  # [B,S',S']
-                encoded[view] = self.model.encode_grid(self._model_input(x))
+                encoded[view] = self._encode(self._model_input(x))
             else:
                 encoded[view] = self._encode_grid(images if view == tier else self._resampled(images, view), view)
 

@@ -1,6 +1,6 @@
 """The encoder alone (OpticalModel.encode_grid), variant by variant, on real pages (issue 13): pages/s per tier
 at batch 128, bf16, for the SAM attention's reference bias table vs the folded bias (deepencoder._folded_attention),
-each eager and under torch.compile; the grids' largest difference from the reference; a CUDA-time profile
+each eager, and the folded one under torch.compile (--compile); the grids' largest difference from the reference; a CUDA-time profile
 of the eager passes at base.
     python3 scripts/gpu/encoder_bench.py [--pages 256] [--compile] [--json out.json]   (one H200: docs/benchmarks.md)"""
 import argparse
@@ -66,7 +66,7 @@ with torch.inference_mode():
             g = model.encode_grid(xs[0]).float()
             row[name + " max diff"] = float((g - ref).abs().max())
         if args.compile:
-            for name, on in (("compiled reference", False), ("compiled folded", True)):
+            for name, on in (("compiled folded", True),):
                 fold(on)
                 torch._dynamo.reset()
                 enc = torch.compile(model.encode_grid, dynamic=False)

@@ -407,3 +407,20 @@ def test_views_resampled_on_the_device_read_as_pillows_do(tiny_model_dir):
     got = reader.read(ims, "small")
     assert [r.text for r in got] == [r.text for r in ref]
     assert all(np.array_equal(a.cells, b.cells) for a, b in zip(got, ref))
+
+
+def test_a_reader_with_the_folded_attention_bias_reads_as_the_reference(tiny_model_dir):
+    """fold_bias (the GPU default) changes only how the SAM bias is added; two readers sharing one model keep
+    their own setting."""
+    from ocr_model.glyphs import make_glyph_heads
+
+    model, tok = load_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    heads = make_glyph_heads(model.cfg.decoder.dim, (16,), n_classes=300)
+    page = pg.render_turns([pg.Turn("user", "The locker code is QX-4821-MB. " * 12)])[0]
+    folded = OpticalReader(model, tok, glyph_heads=heads, mode="grid", views={}, fold_bias=True)
+    table = OpticalReader(model, tok, glyph_heads=heads, mode="grid", views={}, fold_bias=False)
+    assert table.fold_bias is False and folded.fold_bias is True
+    (a,), (b,) = folded.read([page.image], "base"), table.read([page.image], "base")
+    assert a.text == b.text and np.allclose(a.cells, b.cells, atol=1e-4)
+    assert all(not m.fold_bias for m in model.modules() if hasattr(m, "fold_bias"))  # the last read's own
