@@ -18,7 +18,7 @@ predict these classes are ocr_model.glyphs.
 """
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -352,8 +352,21 @@ def _may_be_letter(k: int) -> bool:
     return any(unicodedata.category(table[m]).startswith("L") for m in group)
 
 
+@cache
+def _member(k: int, script: str, barred: frozenset[int]) -> int:
+    """The first common member of canonical class k's group in `script` and not barred (k itself if none)."""
+    table = classes()
+    group = _group_tables()[1].get(k, (k,))
+    return next((m for m in group if _script(table[m]) == script and _common(table[m]) and m not in barred), k)
+
+
 def _script_of(ks, barred: frozenset[int] = frozenset()) -> tuple[str | None, frozenset[str]]:
     """A word's cells -> (the script most of them vote for, or None on a tie; the scripts tied at the top)."""
+    return _script_of_word(tuple(ks), barred)
+
+
+@lru_cache(maxsize=1 << 16)  # words recur: the vote of each is counted once (bounded: a long-lived process)
+def _script_of_word(ks: tuple[int, ...], barred: frozenset[int]) -> tuple[str | None, frozenset[str]]:
     v: dict[str, int] = {}
     for k in ks:
         for sc in _vote(k, barred):
@@ -367,17 +380,15 @@ def _script_of(ks, barred: frozenset[int] = frozenset()) -> tuple[str | None, fr
 
 def _words(ks: list[int]) -> list[tuple[int, int]]:
     """(start, end) of each run of cells that may be letters ('ab3c' is one, 'ab=c' two)."""
-    words, c = [], 0
-    while c < len(ks):
-        if not _may_be_letter(ks[c]):
-            c += 1
-            continue
-        e = c
-        while e < len(ks) and _may_be_letter(ks[e]):
-            e += 1
-        words.append((c, e))
-        c = e
-    return words
+    table = _letter_table(len(classes()))
+    edges = np.diff(np.concatenate(([0], table[np.asarray(ks, dtype=np.int64)].view(np.int8), [0])))
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
+
+
+@cache
+def _letter_table(n: int) -> np.ndarray:
+    """(n,) bool: _may_be_letter of every class."""
+    return np.array([_may_be_letter(k) for k in range(n)])
 
 
 def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarray:
@@ -471,8 +482,7 @@ def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarr
                     if pick == "LATIN":
                         pick = None
                 if pick:
-                    row[j] = next((m for m in group if _script(table[m]) == pick and _common(table[m])
-                                   and m not in barred), ks[j])
+                    row[j] = _member(ks[j], pick, barred)
             if not latin and (own is None or barred and _script_of(ks[a:b])[0] is None):  # all shared shapes
                 spelled = "".join(table[k] for k in row[a:b])
                 if _seen is not None:
