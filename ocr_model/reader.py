@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,10 +82,30 @@ class Reading:
     text: str
     confidence: float  # geometric mean token probability in [0, 1]
     complete: bool  # ended with EOS (False: cut at max_new_tokens); always True for a grid reading
-    n_tokens: int  # decoded tokens (decoder) or the text's token count (grid)
+    n_tokens: int  # decoded tokens (decoder) or the text's token count (grid: counted when first asked for)
     method: str = "decoder"  # "grid" or "decoder": which part of the model read the page
     # grid readings: (ROWS, COLS) float32 probability of each cell's chosen class (blank cells included)
     cells: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # n_tokens=None and a tokenizer's count: the count is made on first access (a grid read of 128 pages spent
+    # 60 ms of host time counting tokens nobody asked for, 2 CPU cores)
+    _count: Callable[[str], int] | None = field(default=None, repr=False, compare=False)
+
+
+def _reading_tokens(self: Reading) -> int:
+    n = self.__dict__.get("_n_tokens")
+    if n is None:
+        if self._count is None:
+            raise ValueError("Reading(n_tokens=None) needs _count, the tokenizer's count of its text")
+        n = int(self._count(self.text))
+        object.__setattr__(self, "_n_tokens", n)
+    return n
+
+
+def _set_reading_tokens(self: Reading, n: int | None) -> None:
+    object.__setattr__(self, "_n_tokens", n)
+
+
+Reading.n_tokens = property(_reading_tokens, _set_reading_tokens)  # type: ignore[assignment]
 
 
 def shipped_model_dir() -> Path | None:
@@ -497,20 +517,18 @@ class OpticalReader:
 
     def _readings(self, cls: Sequence[np.ndarray], conf: Sequence[np.ndarray]) -> list[Reading]:
         """Per page: (ROWS, COLS) chosen shapes and their probabilities -> the Reading (homoglyphs resolved by
-        word; token counts in one batch). Host work only: `read` runs it on a worker thread (`overlap`)."""
+        word; token counts made when first asked for). Host work only: `read` runs it on a worker thread (`overlap`)."""
         from ocr_model.glyphs import cells_text
         from ocr_model.page.glyphs import resolve_homoglyphs
 
-        cells = [resolve_homoglyphs(c) for c in cls]
-        texts = [cells_text(c) for c in cells]
-        batch = getattr(self.tokenizer, "encode_batch", None)  # ocr_model.tokenizer: one call, Rust threads
-        counts = [len(x) for x in batch(texts)] if batch is not None else [len(self.tokenizer.encode(t)) for t in texts]
         out = []
-        for c, p, text, n in zip(cells, conf, texts, counts):
+        for c, p in zip(cls, conf):
+            c = resolve_homoglyphs(c)
             drawn = c != 0
             sel = p[drawn] if drawn.any() else p.reshape(-1)
             confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
-            out.append(Reading(text, confidence, True, n, method="grid", cells=p.astype(np.float32)))
+            out.append(Reading(cells_text(c), confidence, True, None, method="grid", cells=p.astype(np.float32),
+                               _count=self.count_tokens))
         return out
 
     @staticmethod
