@@ -6,8 +6,9 @@ Pages: conversation pages drawn by Memory's renderer from this repository's own 
 and code), stored as Memory stores them (16 greys) and faded to each tier. For each tier, in one run:
 
     encoder       OpticalModel.encode_grid on pixel tensors already on the device (the model alone), with
-                  the SAM attention the readers use (on a GPU its bias folded into the dot products)
-    encoder table the same with the reference attention (the (N, N) bias table added to the scores)
+                  the SAM attention the readers use (the (N, N) bias table added to the scores)
+    encoder folded  the same with the bias folded into the dot products (OpticalReader(fold_bias=True))
+    encoder compiled  the encoder as OpticalReader(compile=True) runs it (torch.compile, --compile)
     pixels        PIL page images -> model input on the device (OpticalReader.pixels)
     read own      OpticalReader.read(images, tier) with views={}: pixels, encoder, glyph heads, top-k,
                   homoglyphs, text and token counts - everything a caller gets, from the tier's own tokens
@@ -18,6 +19,8 @@ and code), stored as Memory stores them (16 greys) and faded to each tier. For e
     read views    the same with the default views (the page also resampled to the other tiers and encoded;
                   on a GPU resampled there, image_process.resample_pages)
     read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
+    read own compiled, read views compiled   read own / read views with compile=True (--compile; the first,
+                  untimed pass compiles)
 
 Each figure is the median of --repeats timed passes over all pages (after one warm-up pass), pages/s.
 Nothing is asserted.
@@ -57,6 +60,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dtype", default="bfloat16", help="model dtype on the device (float32 on CPU)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--quick", action="store_true", help="skip the encoder folded, pixels, inline and reference rows")
+    ap.add_argument("--compile", action="store_true", help="also the readers with compile=True (torch.compile)")
     args = ap.parse_args(argv)
 
     import torch
@@ -97,6 +102,8 @@ def main(argv=None) -> None:
         reference = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
                                   fused=False)
         views = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid")
+        own_c = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid", compile=True)
+        views_c = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid", compile=True)
         chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
         pix = [own.pixels(c, tier) for c in chunks]
 
@@ -106,17 +113,27 @@ def main(argv=None) -> None:
                 for x in pix:
                     model.encode_grid(x)
 
+        def encoder_compiled():
+            with torch.inference_mode():
+                for x in pix:
+                    own_c._encode(x)
+
         def pixels():
             for c in chunks:
                 own.pixels(c, tier)
 
-        row = {"encoder": rate(lambda: encoder(own.fold_bias)), "encoder table": rate(lambda: encoder(False)),
-               "pixels": rate(pixels),
-               "read own": rate(lambda: own.read(ims, tier)),
-               "read inline": rate(lambda: inline.read(ims, tier)),
-               "read reference": rate(lambda: reference.read(ims, tier)),
-               "read views": rate(lambda: views.read(ims, tier)),
-               "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))}
+        row = {"encoder": rate(lambda: encoder(False))}
+        if not args.quick:
+            row.update({"encoder folded": rate(lambda: encoder(True)), "pixels": rate(pixels),
+                        "read inline": rate(lambda: inline.read(ims, tier)),
+                        "read reference": rate(lambda: reference.read(ims, tier))})
+        row.update({"read own": rate(lambda: own.read(ims, tier)),
+                    "read views": rate(lambda: views.read(ims, tier)),
+                    "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))})
+        if args.compile:
+            row.update({"encoder compiled": rate(encoder_compiled),
+                        "read own compiled": rate(lambda: own_c.read(ims, tier)),
+                        "read views compiled": rate(lambda: views_c.read(ims, tier))})
         if args.device.startswith("cuda"):
             row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
         got = own.read(ims[:8], tier)

@@ -15,7 +15,7 @@ if [ ! -f ocr_model/weights/optimem-small/config.json ]; then
 fi
 python3 -c "import torch, PIL; print('torch', torch.__version__, 'pillow', PIL.__version__, torch.cuda.get_device_name())"
 if [ "$WHAT" = speed ]; then
-  python3 benchmarks/read_speed.py --device cuda --pages "$PAGES" --batch 128 --repeats 2 --json "$OUT/rs128.json" 2>&1 | grep -v '^ \|^{\|^}'
+  python3 benchmarks/read_speed.py --device cuda --pages "$PAGES" --batch 128 --repeats 2 --quick --compile --json "$OUT/rs128.json" 2>&1 | grep -v '^ \|^{\|^}'
   exit 0
 fi
 timeout 240 python3 scripts/gpu/encoder_bench.py --pages 256 --compile --json "$OUT/enc.json" 2>&1 | grep -v Warn

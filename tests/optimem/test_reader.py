@@ -424,3 +424,27 @@ def test_a_reader_with_the_folded_attention_bias_reads_as_the_reference(tiny_mod
     (a,), (b,) = folded.read([page.image], "base"), table.read([page.image], "base")
     assert a.text == b.text and np.allclose(a.cells, b.cells, atol=1e-4)
     assert all(not m.fold_bias for m in model.modules() if hasattr(m, "fold_bias"))  # the last read's own
+
+
+def test_a_compiled_encoder_pads_short_batches_and_reads_as_the_eager_one(tiny_model_dir):
+    """compile=True (here with torch.compile's eager backend: the wiring, not inductor) reads the same cells;
+    a short last batch is padded to batch_size and cut back."""
+    from ocr_model.glyphs import make_glyph_heads
+
+    model, tok = load_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    heads = make_glyph_heads(model.cfg.decoder.dim, (16,), n_classes=300)
+    pages = pg.render_turns([pg.Turn("user", "The locker code is QX-4821-MB. " * 12), pg.Turn("assistant", "ok " * 40)])
+    ims = [pages[0].image] * 6  # batches of 4 and 2
+    eager = OpticalReader(model, tok, glyph_heads=heads, mode="grid", views={})
+    compiled = OpticalReader(model, tok, glyph_heads=heads, mode="grid", views={}, compile=True)
+    compiled._compile_backend = "eager"
+    got = compiled.read(ims, "base")
+    ref = eager.read(ims, "base")
+    assert [r.text for r in got] == [r.text for r in ref]
+    assert all(np.allclose(a.cells, b.cells, atol=1e-5) for a, b in zip(got, ref))
+    shapes = []  # what the compiled function is given
+    model.__dict__["_compiled_encode"] = ("eager", lambda x: shapes.append(x.shape[0]) or model.encode_grid(x))
+    again = compiled.read(ims, "base")
+    assert shapes == [4, 4]  # the short batch of 2 went in padded to 4, and came back as 2 pages
+    assert [r.text for r in again] == [r.text for r in ref]
