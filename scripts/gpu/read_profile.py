@@ -24,4 +24,5 @@ for tier in ("base", "tiny"):
     r.read(ims, tier)
     pr.disable()
     print("=====", tier)
-    pstats.Stats(pr).sort_stats("tottime").print_stats(18)
+    pstats.Stats(pr).sort_stats("tottime").print_stats(22)
+    pstats.Stats(pr).sort_stats("cumulative").print_stats(30)
