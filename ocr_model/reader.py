@@ -58,6 +58,7 @@ exp(mean log p) of its cells.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ def shipped_model_dir() -> Path | None:
 
 
 READ_MODES = ("auto", "grid", "decoder")
+_FILL_THREADS = max(2, min(8, os.cpu_count() or 2))  # threads that copy a batch's pages out of Pillow (_fill)
 DEFAULT_VIEWS = {"base": 0.5, "small": 1.0, "tiny": 0.5}  # besides the page's own tier, at weight 1
 CALIBRATION_FILE = "calibration.json"  # beside a checkpoint: {"curves": {tier: {"score", "a", "b"}}}
 SCORES = ("mean", "prod", "min")
@@ -235,7 +237,10 @@ class OpticalReader:
         # on one H200, session 12); batches are padded to batch_size so each tier compiles once
         self.compile = bool(compile)
         self._compile_backend = "inductor"
-        self._pins: dict[tuple[int, int], tuple[Any, Any]] = {}  # (pages, side) -> (pinned uint8 buffer, copy event)
+        # (pages, side, slot) -> (pinned uint8 buffer, its upload's event); slot 0/1: the batches staged in turn
+        # by `read` (the next batch's pages are copied in while the device reads this one), "direct": the rest
+        self._pins: dict[tuple[int, int, Any], tuple[Any, Any]] = {}
+        self._pins_lock = threading.Lock()
         self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
         self._device_resample = model.device.type == "cuda"
@@ -315,25 +320,47 @@ class OpticalReader:
             return to_tensor(list(images), tier).to(self.model.device)
         return self._model_input(u8)
 
-    def _pages_u8(self, images: Sequence[Image.Image], tier: str) -> Any:
+    def _pages_u8(self, images: Sequence[Image.Image], tier: str, staged: Any = None) -> Any:
         """uint8 [B,S,S] pages on the model's device, or None unless every image is a greyscale page at the
-        tier's size."""
+        tier's size. `staged`: the Future of `_stage` for these images (their pixels already in a pinned buffer)."""
+        torch = self._torch
+        host = staged.result() if staged is not None else None
+        if host is None:
+            side = self._page_side(images, tier)
+            if side is None:
+                return None
+            if self.model.device.type != "cuda":
+                u8 = torch.empty((len(images), side, side), dtype=torch.uint8)  # [B,S,S]
+                self._fill(u8.numpy(), images)
+                return u8.to(self.model.device)
+            host = self._stage(images, tier, "direct")
+        key, u8 = host
+        x = u8.to(self.model.device, non_blocking=True)  # page-locked: the upload runs asynchronously
+        event = torch.cuda.Event()  # the buffer may be filled again only once this copy has run
+        event.record()
+        with self._pins_lock:
+            self._pins[key] = (u8, event)
+        return x
+
+    def _page_side(self, images: Sequence[Image.Image], tier: str) -> int | None:
+        """The tier's side if every image is a greyscale page of that size (they travel as uint8), else None."""
         from ocr_model.page import TIERS
 
-        torch, side = self._torch, TIERS[tier].side if tier in TIERS else None
+        side = TIERS[tier].side if tier in TIERS else None
         if side is None or not all(im.mode == "L" and im.size == (side, side) for im in images):
             return None
-        if self.model.device.type == "cuda":
-            u8 = self._pinned(len(images), side)  # [B,S,S], page-locked: the upload runs asynchronously
-            self._fill(u8.numpy(), images)
-            x = u8.to(self.model.device, non_blocking=True)
-            event = torch.cuda.Event()  # the buffer may be filled again only once this copy has run
-            event.record()
-            self._pins[(len(images), side)] = (u8, event)
-            return x
-        u8 = torch.empty((len(images), side, side), dtype=torch.uint8)  # [B,S,S]
+        return side
+
+    def _stage(self, images: Sequence[Image.Image], tier: str, slot: Any) -> tuple[tuple, Any] | None:
+        """The pages' pixels copied into a pinned (n, S, S) buffer of this slot: (its key, the buffer), or None
+        for images that are not greyscale pages at the tier's size. Run ahead on a thread by `read`."""
+        side = self._page_side(images, tier)
+        if side is None:
+            return None
+        key = (len(images), side, slot)
+        u8 = self._pinned(key)
         self._fill(u8.numpy(), images)
-        return u8.to(self.model.device)
+        return key, u8
 
     @staticmethod
     def _model_input(u8: Any) -> Any:
@@ -348,22 +375,24 @@ class OpticalReader:
             for i in range(lo, min(lo + step, len(images))):
                 host[i] = np.asarray(images[i], dtype=np.uint8)
 
-        step = max(8, -(-len(images) // 4))
+        step = max(8, -(-len(images) // _FILL_THREADS))
         if len(images) <= step:
             return fill(0)
         if self._fillers is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._fillers = ThreadPoolExecutor(4, thread_name_prefix="optical-pixels")
+            self._fillers = ThreadPoolExecutor(_FILL_THREADS, thread_name_prefix="optical-pixels")
         list(self._fillers.map(fill, range(0, len(images), step)))
 
-    def _pinned(self, n: int, side: int) -> Any:
-        """A page-locked (n, side, side) uint8 host buffer, reused per shape (a few shapes kept), once the
-        upload that last read it has run."""
-        buf, event = self._pins.pop((n, side), (None, None))
-        if buf is None:
-            while len(self._pins) >= 4:  # a few shapes: the tiers' sides x the last batch's size
+    def _pinned(self, key: tuple) -> Any:
+        """A page-locked (n, side, side) uint8 host buffer for key (n, side, slot), reused (a few kept), once
+        the upload that last read it has run."""
+        with self._pins_lock:
+            buf, event = self._pins.pop(key, (None, None))
+            while buf is None and len(self._pins) >= 6:  # the tiers' sides x the last batch's size x the slots
                 self._pins.pop(next(iter(self._pins)))
+        if buf is None:
+            n, side, _ = key
             return self._torch.empty((n, side, side), dtype=self._torch.uint8).pin_memory()
         event.synchronize()
         return buf
@@ -385,7 +414,7 @@ class OpticalReader:
 
     def _grid_cells(
         self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
-        rows: Sequence[Sequence[int] | None] | None = None,
+        rows: Sequence[Sequence[int] | None] | None = None, staged: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The glyph heads' cells of pages stored at `tier`, read from `views` (see the module doc): (B, ROWS,
         COLS) chosen shapes (homoglyph groups' canonical classes) and their probabilities, on the host. Token
@@ -408,7 +437,7 @@ class OpticalReader:
         P = int(page_i.numel())
         per_view = []  # (w, scorer: classes (P, M) -> float32 logits (P, M), lse (P,), top-k classes (P, k))
         n_cls = []  # each view's real class count (the classifier may be padded past it: _classifier)
-        self._encode_views(images, tier, [v for v in views if v not in encoded], encoded)
+        self._encode_views(images, tier, [v for v in views if v not in encoded], encoded, staged)
         for view, weight in views.items():
             g = encoded[view]  # (B, h, w, D)
             if P == 0:
@@ -469,7 +498,8 @@ class OpticalReader:
             pads[key] = padded(cls.weight, bias)
         return pads[key]
 
-    def _encode_views(self, images: Sequence[Image.Image], tier: str, views: Sequence[str], encoded: dict[str, Any]) -> None:
+    def _encode_views(self, images: Sequence[Image.Image], tier: str, views: Sequence[str], encoded: dict[str, Any],
+                      staged: Any = None) -> None:
         """encoded[view] = the [B,h,w,D] token grids of the pages (stored at `tier`) seen at each of `views`. On
         a GPU the pages go up once and are resampled there (image_process.resample_pages: Pillow's LANCZOS bit
         for bit); on a CPU, or for pages that are not greyscale at the tier's size, Pillow resamples them."""
@@ -479,8 +509,8 @@ class OpticalReader:
         if not views:
             return
         u8 = None
-        if self._device_resample and any(v != tier for v in views):
-            u8 = self._pages_u8(images, tier)  # [B,S,S] on the device
+        if staged is not None or self._device_resample and any(v != tier for v in views):
+            u8 = self._pages_u8(images, tier, staged)  # [B,S,S] on the device
         for view in views:
             if u8 is not None:
                 x = u8 if view == tier else resample_pages(u8, TIERS[view].side)  # [B,S',S']
@@ -635,15 +665,25 @@ class OpticalReader:
         done: list[tuple[list[int], Any, dict[int, Reading], int]] = []  # per batch: grid pages, their readings, decoded
         several = len(images) > self.batch_size  # overlap pays from the second batch on
         pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several else None
+        # on a GPU the next batch's pixels are copied into a pinned buffer while the device reads this one
+        stager = (ThreadPoolExecutor(1, thread_name_prefix="optical-stage")
+                  if pool is not None and self.model.device.type == "cuda" and self.mode != "decoder" else None)
+        starts = list(range(0, len(images), self.batch_size))
         try:
             with self._lock, self._torch.inference_mode():
-                for s in range(0, len(images), self.batch_size):
-                    chunk = images[s : s + self.batch_size]
+                nxt = stager.submit(self._stage, images[: self.batch_size], tier, 0) if stager else None
+                for b, s in enumerate(starts):
+                    chunk, staged = images[s : s + self.batch_size], nxt
+                    if stager is not None and b + 1 < len(starts):
+                        nxt = stager.submit(self._stage, images[starts[b + 1] : starts[b + 1] + self.batch_size],
+                                            tier, (b + 1) % 2)
                     done.append(self._read_batch(chunk, tier, None if rows is None else rows[s : s + self.batch_size],
-                                                 None if tokens is None else tokens[s : s + self.batch_size], pool))
+                                                 None if tokens is None else tokens[s : s + self.batch_size], pool,
+                                                 staged))
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            for ex in (pool, stager):
+                if ex is not None:
+                    ex.shutdown(wait=True)
         out: list[Reading] = []
         for grid_pages, grid, decoded, n in done:
             got = dict(zip(grid_pages, grid.result() if isinstance(grid, Future) else grid))
@@ -651,9 +691,10 @@ class OpticalReader:
         return out
 
     def _read_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, kept: Any,
-                    pool: Any) -> tuple[list[int], Any, dict[int, Reading], int]:
+                    pool: Any, staged: Any = None) -> tuple[list[int], Any, dict[int, Reading], int]:
         """One batch of `read`: (pages read by the grid, their Readings - or the Future of them, when `pool`
-        makes them on its thread -, the decoder's Readings by page, pages in the batch)."""
+        makes them on its thread -, the decoder's Readings by page, pages in the batch). `staged`: the Future
+        of the batch's pixels in a pinned buffer (`_stage`), or None."""
         encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
         if kept is not None:
             encoded.update(self._kept_grids(kept))
@@ -668,7 +709,7 @@ class OpticalReader:
         grid_pages: list[int] = []
         grid: Any = []
         if views:
-            cls, conf = self._grid_cells(chunk, tier, views, encoded, chunk_rows)  # (b, ROWS, COLS) each
+            cls, conf = self._grid_cells(chunk, tier, views, encoded, chunk_rows, staged)  # (b, ROWS, COLS) each
             unknown = self._unknown_share(cls)
             grid_pages = [i for i in range(len(chunk)) if self.mode == "grid" or unknown[i] <= self.max_unknown]
             cells, probs = [cls[i] for i in grid_pages], [conf[i] for i in grid_pages]

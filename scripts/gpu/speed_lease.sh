@@ -15,6 +15,8 @@ if [ ! -f ocr_model/weights/optimem-small/config.json ]; then
 fi
 python3 -c "import torch, PIL; print('torch', torch.__version__, 'pillow', PIL.__version__, torch.cuda.get_device_name())"
 if [ "$WHAT" = speed ]; then
+  pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | grep -v WARN | tail -1
+  timeout 150 python3 -m pytest -q -p no:cacheprovider tests/optimem/test_reader.py -k "gpu or overlapped" 2>&1 | tail -2
   python3 benchmarks/read_speed.py --device cuda --pages "$PAGES" --batch 128 --repeats 2 --quick --compile --json "$OUT/rs128.json" 2>&1 | grep -v '^ \|^{\|^}'
   exit 0
 fi
