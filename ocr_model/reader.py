@@ -241,6 +241,7 @@ class OpticalReader:
         # by `read` (the next batch's pages are copied in while the device reads this one), "direct": the rest
         self._pins: dict[tuple[int, int, Any], tuple[Any, Any]] = {}
         self._pins_lock = threading.Lock()
+        self._slots: dict[tuple, Any] = {}  # (pages, grid, slots per page, device) -> every cell's slot (_slot_index)
         self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
         self._device_resample = model.device.type == "cuda"
@@ -422,7 +423,6 @@ class OpticalReader:
         (the others read blank, probability 1). The whole batch goes through tensor ops (the device's), one
         per step; `exact_views` takes the per-page reference path. `_readings` makes Readings of them."""
         from ocr_model.page import COLS, ROWS
-        from ocr_model.page.glyphs import cell_slots
 
         if self.exact_views:
             return self._grid_cells_reference(images, tier, views, encoded, rows)
@@ -432,9 +432,14 @@ class OpticalReader:
 
         torch = self._torch
         B, total = len(images), sum(views.values())
-        want = self._row_mask(B, rows)  # (B, ROWS*COLS) bool: the cells asked for
-        page_i, cell_i = torch.nonzero(want, as_tuple=True)  # (P,), (P,): every asked cell of every page
-        P = int(page_i.numel())
+        whole = rows is None or all(r is None for r in rows)  # every cell of every page: indices kept per shape
+        if whole:
+            page_i = cell_i = None
+            P = B * ROWS * COLS
+        else:
+            want = self._row_mask(B, rows)  # (B, ROWS*COLS) bool: the cells asked for
+            page_i, cell_i = torch.nonzero(want, as_tuple=True)  # (P,), (P,): every asked cell of every page
+            P = int(page_i.numel())
         per_view = []  # (w, scorer: classes (P, M) -> float32 logits (P, M), lse (P,), top-k classes (P, k))
         n_cls = []  # each view's real class count (the classifier may be padded past it: _classifier)
         self._encode_views(images, tier, [v for v in views if v not in encoded], encoded, staged)
@@ -443,12 +448,10 @@ class OpticalReader:
             if P == 0:
                 continue
             head = self.glyph_heads[str(g.shape[1])]
-            slot_of = torch.from_numpy(cell_slots(g.shape[1]))  # cell -> the one slot that owns it (one to one)
             x = g.to(head.cls.weight.dtype)
             if hasattr(head, "features"):  # classify only the slots that own an asked cell
                 f = head.features(x)  # (B, h, w, S, E)
-                per_page = f.shape[1] * f.shape[2] * f.shape[3]
-                flat = (page_i * per_page + slot_of[cell_i]).to(g.device)  # (P,) into the batch's slots
+                flat = self._slot_index(B, g.shape[1], f.shape[1] * f.shape[2] * f.shape[3], page_i, cell_i, g.device)
                 feats = f.reshape(-1, f.shape[-1])[flat]  # (P, E)
                 w, b = self._classifier(head.cls)
                 k = min(self.top_k, head.cls.out_features)
@@ -458,8 +461,8 @@ class OpticalReader:
                 n_cls.append(head.cls.out_features)
             else:  # any module mapping a token grid to (B, h, w, S, C) logits
                 full = head(x)
-                per_page = full.shape[1] * full.shape[2] * full.shape[3]
-                flat = (page_i * per_page + slot_of[cell_i]).to(g.device)
+                flat = self._slot_index(B, g.shape[1], full.shape[1] * full.shape[2] * full.shape[3], page_i, cell_i,
+                                        g.device)
                 logits = full.reshape(-1, full.shape[-1])[flat].float()  # (P, C)
                 idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).indices
                 per_view.append((weight / total, partial(_gathered, logits), logits.logsumexp(-1), idx))
@@ -473,12 +476,33 @@ class OpticalReader:
             # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
             # choice stays the most probable class, then its shape (summing first would favour shapes of many
             # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
-            group = self._group_table(int(cand.max()) + 1 if cand.numel() else 1, cand.device)[cand]  # (P, M)
+            group = self._group_table(max(n_cls), cand.device)[cand]  # (P, M); every candidate is a real class
             shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (P, 1)
-            at = page_i * (ROWS * COLS) + cell_i  # (P,) into the batch's cells
-            conf_all[at] = (probs * (group == shape)).sum(-1).double().cpu()
-            cls_all[at] = shape[:, 0].cpu()
+            conf = (probs * (group == shape)).sum(-1).double().cpu()
+            if whole:  # the cells in order: no scatter
+                conf_all, cls_all = conf, shape[:, 0].cpu()
+            else:
+                at = page_i * (ROWS * COLS) + cell_i  # (P,) into the batch's cells
+                conf_all[at] = conf
+                cls_all[at] = shape[:, 0].cpu()
         return cls_all.view(B, ROWS, COLS).numpy(), conf_all.view(B, ROWS, COLS).numpy()  # rows not asked: blank
+
+    def _slot_index(self, B: int, grid: int, per_page: int, page_i: Any, cell_i: Any, device: Any) -> Any:
+        """(P,) index into a batch's flattened slots (B * per_page) of each asked cell: page_i, cell_i, or
+        (None) every cell of every page in order, kept on the device per shape."""
+        from ocr_model.page.glyphs import cell_slots
+
+        slot_of = self._torch.from_numpy(cell_slots(grid))  # cell -> the one slot that owns it (one to one)
+        if page_i is not None:
+            return (page_i * per_page + slot_of[cell_i]).to(device)
+        key = (B, grid, per_page, str(device))
+        cached = self._slots.get(key)
+        if cached is None:
+            while len(self._slots) >= 8:
+                self._slots.pop(next(iter(self._slots)))
+            pages = self._torch.arange(B)[:, None] * per_page  # (B, 1)
+            cached = self._slots[key] = (pages + slot_of[None, :]).reshape(-1).to(device)  # (B * cells,)
+        return cached
 
     def _classifier(self, cls: Any) -> tuple[Any, Any]:
         """The weight and bias of the classifier `cls` (an nn.Linear; a missing bias reads as 0). On a GPU the
