@@ -22,6 +22,9 @@ and code), stored as Memory stores them (16 greys) and faded to each tier. For e
     read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
     read own compiled, read views compiled   read own / read views with compile=True (--compile; the first,
                   untimed pass compiles)
+    read own pipelined  read own (compiled with --compile) with the reader's experimental one-thread pipeline
+                  (OpticalReader._pipeline: each batch's host side on the calling thread once the next
+                  batch's encoder is queued, instead of worker threads)
 
 Each figure is the median of --repeats timed passes over all pages (after one warm-up pass), pages/s.
 Nothing is asserted.
@@ -128,7 +131,11 @@ def main(argv=None) -> None:
             row.update({"encoder folded": rate(lambda: encoder(True)), "pixels": rate(pixels),
                         "read inline": rate(lambda: inline.read(ims, tier)),
                         "read reference": rate(lambda: reference.read(ims, tier))})
+        piped = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
+                              compile=args.compile)
+        piped._pipeline = True
         row.update({"read own": rate(lambda: own.read(ims, tier)),
+                    "read own pipelined" + (" compiled" if args.compile else ""): rate(lambda: piped.read(ims, tier)),
                     "read views": rate(lambda: views.read(ims, tier)),
                     "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))})
         if args.compile:

@@ -245,6 +245,7 @@ class OpticalReader:
         self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
         self._device_resample = model.device.type == "cuda"
+        self._pipeline = False  # read's experimental pipeline on one thread (read; benchmarks/read_speed.py)
         self._padded: dict[tuple, tuple[Any, Any]] = {}  # classifier -> its weight and bias padded (_classify)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
         self._fingerprint: str | None = None
@@ -688,10 +689,15 @@ class OpticalReader:
 
         done: list[tuple[list[int], Any, dict[int, Reading], int]] = []  # per batch: grid pages, their readings, decoded
         several = len(images) > self.batch_size  # overlap pays from the second batch on
-        pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several else None
+        # _pipeline (an experiment, off): no worker threads; each batch's host side runs on this thread once the
+        # next batch's encoder is queued on the device (no GIL shared with the thread that launches kernels)
+        pipeline = self._pipeline and self.overlap and several and tokens is None and self.mode != "decoder"
+        pool = (ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several and not pipeline
+                else "later" if pipeline else None)
         # on a GPU the next batch's pixels are copied into a pinned buffer while the device reads this one
         stager = (ThreadPoolExecutor(1, thread_name_prefix="optical-stage")
                   if pool is not None and self.model.device.type == "cuda" and self.mode != "decoder" else None)
+        views = self.grid_views(tier) if pipeline else {}
         starts = list(range(0, len(images), self.batch_size))
         try:
             with self._lock, self._torch.inference_mode():
@@ -701,25 +707,36 @@ class OpticalReader:
                     if stager is not None and b + 1 < len(starts):
                         nxt = stager.submit(self._stage, images[starts[b + 1] : starts[b + 1] + self.batch_size],
                                             tier, (b + 1) % 2)
+                    ahead: dict[str, Any] | None = None
+                    if pipeline:  # this batch's encoders queued, then the previous batch's host side
+                        ahead = {}
+                        self._encode_views(chunk, tier, list(views), ahead, staged)
+                        staged = None
+                        if done and isinstance(done[-1][1], _Later):
+                            done[-1] = (done[-1][0], done[-1][1](), *done[-1][2:])
                     done.append(self._read_batch(chunk, tier, None if rows is None else rows[s : s + self.batch_size],
                                                  None if tokens is None else tokens[s : s + self.batch_size], pool,
-                                                 staged))
+                                                 staged, ahead))
         finally:
             for ex in (pool, stager):
-                if ex is not None:
+                if ex is not None and not isinstance(ex, str):
                     ex.shutdown(wait=True)
         out: list[Reading] = []
         for grid_pages, grid, decoded, n in done:
+            if isinstance(grid, _Later):
+                grid = grid()
             got = dict(zip(grid_pages, grid.result() if isinstance(grid, Future) else grid))
             out += [got[i] if i in got else decoded[i] for i in range(n)]
         return out
 
     def _read_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, kept: Any,
-                    pool: Any, staged: Any = None) -> tuple[list[int], Any, dict[int, Reading], int]:
+                    pool: Any, staged: Any = None, ahead: dict[str, Any] | None = None,
+                    ) -> tuple[list[int], Any, dict[int, Reading], int]:
         """One batch of `read`: (pages read by the grid, their Readings - or the Future of them, when `pool`
         makes them on its thread -, the decoder's Readings by page, pages in the batch). `staged`: the Future
-        of the batch's pixels in a pinned buffer (`_stage`), or None."""
-        encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
+        of the batch's pixels in a pinned buffer (`_stage`), or None. `ahead`: grids encoded already (`read`'s
+        pipeline); pool "later": the Readings are left as a `_Later` to make."""
+        encoded: dict[str, Any] = dict(ahead or {})  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
         if kept is not None:
             encoded.update(self._kept_grids(kept))
             given = set(encoded)
@@ -737,7 +754,10 @@ class OpticalReader:
             unknown = self._unknown_share(cls)
             grid_pages = [i for i in range(len(chunk)) if self.mode == "grid" or unknown[i] <= self.max_unknown]
             cells, probs = [cls[i] for i in grid_pages], [conf[i] for i in grid_pages]
-            grid = pool.submit(self._readings, cells, probs) if pool is not None else self._readings(cells, probs)
+            if pool == "later":
+                grid = _Later(self._readings, cells, probs)
+            else:
+                grid = pool.submit(self._readings, cells, probs) if pool is not None else self._readings(cells, probs)
         decoded: dict[int, Reading] = {}
         taken = set(grid_pages)
         rest = [i for i in range(len(chunk)) if i not in taken]
@@ -771,6 +791,16 @@ class OpticalReader:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
+
+
+class _Later:
+    """A call made later (`read`'s pipeline: a batch's host side, once the next batch is on the device)."""
+
+    def __init__(self, fn: Callable, *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args)
 
 
 def _gathered(logits: Any, cand: Any) -> Any:

@@ -343,6 +343,10 @@ def test_overlapped_batches_read_like_one_page_at_a_time(tiny_model_dir):
     got = piped.read(imgs, "base")
     inline = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=4, batch_size=2, overlap=False)
     assert [r.method for r in got] == ["decoder"] * 5 and got == inline.read(imgs, "base")  # same batches
+    piped._pipeline = True  # the one-thread pipeline: each batch's host side after the next batch's encoders
+    assert piped.read(imgs, "base") == got
+    heads.page = page
+    assert piped.read(imgs, "base") == [alone.read([im], "base")[0] for im in imgs]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -368,6 +372,9 @@ def test_the_gpu_read_path_reads_like_the_cpu(tiny_model_dir, monkeypatch):
         a, b = on.read(imgs, "small"), off.read(imgs, "small")
         assert [x.text for x in a] == [x.text for x in b]
         assert all(np.array_equal(x.cells, y.cells) for x, y in zip(a, b))
+        on._pipeline = True  # the one-thread pipeline reads the same
+        c = on.read(imgs, "small")
+        assert [x.text for x in c] == [x.text for x in b] and all(np.array_equal(x.cells, y.cells) for x, y in zip(c, b))
         if dtype == torch.float32:
             assert sum(x.text == y.text for x, y in zip(a, cpu)) >= 4
             assert all(float(np.abs(x.cells - y.cells).max()) < 1e-2 for x, y in zip(a, cpu) if x.text == y.text)
