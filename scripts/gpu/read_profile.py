@@ -1,6 +1,7 @@
-"""Where a read's time goes (issue 13): cProfile of OpticalReader.read with overlap off, own view, 512 doc pages
-per tier at batch 128, on the device; top functions by own time.
-    python3 scripts/gpu/read_profile.py"""
+"""Where a read's time goes (issue 13): cProfile of OpticalReader.read, own view, 512 doc pages per tier at
+batch 128, on the device; top functions by own and by cumulative time. Overlap off by default; --pipeline
+profiles the one-thread pipeline (OpticalReader._pipeline: all host work on the profiled thread).
+    python3 scripts/gpu/read_profile.py [--pipeline]"""
 import cProfile
 import pstats
 import sys
@@ -13,7 +14,9 @@ from ocr_model.page.codec import as_stored  # noqa: E402
 from ocr_model.reader import load  # noqa: E402
 
 pages = doc_pages(512)
-r = load(device="cuda", views={}, mode="grid", batch_size=128, overlap=False)
+piped = "--pipeline" in sys.argv
+r = load(device="cuda", views={}, mode="grid", batch_size=128, overlap=piped)
+r._pipeline = piped
 for tier in ("base", "tiny"):
     ims = [as_stored(p.image, "base") for p in pages]
     if tier != "base":

@@ -6,6 +6,7 @@
 #                                                   (bf16, fused, folded, device views) against the reference
 #                                                   (fp32, reference readout, table bias, Pillow views) on doc pages
 #   bash scripts/gpu/speed_lease.sh speed [pages]   benchmarks/read_speed.py at batch 128
+#   bash scripts/gpu/speed_lease.sh profile         cProfile of a read, overlap off and the one-thread pipeline
 set -u
 WHAT=${1:-check}
 PAGES=${2:-300}
@@ -14,6 +15,10 @@ if [ ! -f ocr_model/weights/optimem-small/config.json ]; then
     && cp -r /tmp/w/optimem-small ocr_model/weights/ || exit 1
 fi
 python3 -c "import torch, PIL; print('torch', torch.__version__, 'pillow', PIL.__version__, torch.cuda.get_device_name())"
+if [ "$WHAT" = profile ]; then
+  for m in "" --pipeline; do timeout 200 python3 scripts/gpu/read_profile.py $m 2>&1 | grep -v Warn | sed -e 's/  */ /g'; done
+  exit 0
+fi
 if [ "$WHAT" = speed ]; then
   pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | grep -v WARN | tail -1
   timeout 150 python3 -m pytest -q -p no:cacheprovider tests/optimem/test_reader.py -k "gpu or overlapped" 2>&1 | tail -2
