@@ -246,6 +246,12 @@ class OpticalReader:
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
         self._device_resample = model.device.type == "cuda"
         self._pipeline = False  # read's experimental pipeline on one thread (read; benchmarks/read_speed.py)
+        encode = tokenizer.encode
+
+        def counter(text: str) -> int:  # a plain function: a Reading that keeps it copies (deepcopy) cheaply
+            return len(encode(text))
+
+        self._counter = counter
         self._padded: dict[tuple, tuple[Any, Any]] = {}  # classifier -> its weight and bias padded (_classify)
         self._source: Path | None = None  # the checkpoint directory, when loaded from one (fingerprint)
         self._fingerprint: str | None = None
@@ -599,7 +605,7 @@ class OpticalReader:
             sel = p[drawn] if drawn.any() else p.reshape(-1)
             confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
             out.append(Reading(cells_text(c), confidence, True, None, method="grid", cells=p.astype(np.float32),
-                               _count=self.count_tokens))
+                               _count=self._counter))
         return out
 
     @staticmethod
