@@ -417,20 +417,21 @@ def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarr
     # a row of ASCII classes only (1-94) or blanks stays as it is on a page whose most common script is Latin:
     # every one of its words has Latin among its top scripts (an ASCII letter is Latin, whatever else it is
     # drawn like), so it resolves to the ASCII member; for the page's count of scripts it counts as Latin
-    todo: dict[int, tuple[list[int], list[tuple[int, int]]]] = {}  # row -> (its classes, its words)
-    for r in np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]:
-        ks = [int(k) for k in out[r]]
-        todo[int(r)] = (ks, _words(ks))
-    if not todo:  # ASCII rows only: the page's script is Latin, and every word resolves to its ASCII member
+    others = np.nonzero((out > ASCII_CLASSES - 2).any(axis=1))[0]  # the rows with a class beyond ASCII
+    if not len(others):  # ASCII rows only: the page's script is Latin, and every word resolves to its ASCII member
         return out
-    # the same holds where the other classes are Latin-safe (_latin_safe: a sign no letter draws, '│', '€'; a
-    # letter that votes for Latin or no script and stays itself in a Latin word, 'é', '中') and the rows' text holds no word the Latin
-    # page's lexicon respells ('TK'): then every vote is Latin's, and nothing else could change a cell
+    # the same holds where the other classes are Latin-safe (_latin_safe: a sign no letter draws, '│', '€';
+    # a letter that votes for Latin or no script and stays itself in a Latin word, 'é', '中') and those rows
+    # hold no word the Latin page's lexicon respells ('TK'): then every vote is Latin's, and no cell changes
     if _RULES["shortcut"] and _latin_safe(len(table))[out].all():
         keys = tuple(homoglyph_lexicon().get("LATIN LATIN", {}))
-        text = cells_text(out[sorted(todo)]) if keys else ""
+        text = cells_text(out[others]) if keys else ""
         if not any(k in text for k in keys):
             return out
+    todo: dict[int, tuple[list[int], list[tuple[int, int]]]] = {}  # row -> (its classes, its words)
+    for r in others:
+        ks = [int(k) for k in out[r]]
+        todo[int(r)] = (ks, _words(ks))
     barred = _barred(out, todo)  # 'і' on a page with no Ukrainian letter is 'i'
     rows: dict[int, tuple[list[int], list[tuple[int, int]], list]] = {}
     plain = np.array([r not in todo for r in range(out.shape[0])])  # the ASCII rows, each Latin if it has a letter
