@@ -106,8 +106,6 @@ def main(argv=None) -> None:
         reference = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
                                   fused=False)
         views = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid")
-        own_c = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid", compile=True)
-        views_c = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid", compile=True)
         chunks = [ims[i:i + args.batch] for i in range(0, len(ims), args.batch)]
         pix = [own.pixels(c, tier) for c in chunks]
 
@@ -139,6 +137,8 @@ def main(argv=None) -> None:
                     "read views": rate(lambda: views.read(ims, tier)),
                     "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))})
         if args.compile:
+            own_c = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid", compile=True)
+            views_c = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid", compile=True)
             own_cf = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
                                    compile=True, fold_bias=True)
             row.update({"encoder compiled": rate(lambda: encoder_compiled(own_c)),

@@ -29,35 +29,4 @@ timeout 240 python3 scripts/gpu/encoder_bench.py --pages 256 --compile --json "$
 pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | tail -1
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ocr_model/test_image_process.py tests/ocr_model/test_deepencoder.py \
   tests/ocr_model/test_glyph_readout.py -k "resample or fold or gpu or fused" 2>&1 | tail -2
-timeout 300 python3 - "$PAGES" <<'PY'
-import sys, torch
-sys.path.insert(0, "benchmarks")
-from read_speed import doc_pages
-from ocr_model.eval import char_precision
-from ocr_model.reader import load
-from ocr_model.page import page_at_tier
-from ocr_model.page.codec import as_stored
-from ocr_model.image_process import resample_pages
-import numpy as np
-pages = doc_pages(int(sys.argv[1]))
-stored = [as_stored(p.image, "base") for p in pages]
-x = torch.from_numpy(np.stack([np.asarray(im) for im in stored[:64]])).cuda()
-for tier, side in (("small", 640), ("tiny", 512)):
-    ref = np.stack([np.asarray(page_at_tier(im, tier)) for im in stored[:64]])
-    print("resample_pages on the GPU vs Pillow, 64 base pages ->", tier, "identical:", bool((resample_pages(x, side).cpu().numpy() == ref).all()))
-for tier in ("base", "tiny"):
-    ims = stored if tier == "base" else [as_stored(page_at_tier(im, tier), tier) for im in stored]
-    for views in ({}, None):
-        readers = {"gpu default (bf16)": load(device="cuda", views=views, mode="grid", batch_size=64),
-                   "fp32 folded": load(device="cuda", dtype=torch.float32, views=views, mode="grid", batch_size=64),
-                   "reference fp32": load(device="cuda", dtype=torch.float32, views=views, mode="grid", batch_size=64,
-                                          fused=False, fold_bias=False)}
-        readers["reference fp32"]._device_resample = False
-        got = {n: r.read(ims, tier) for n, r in readers.items()}
-        ref = got["reference fp32"]
-        for n, a in got.items():
-            prec = sum(char_precision(p.text, x.text) for p, x in zip(pages, a)) / len(a)
-            print(tier, "own view" if views == {} else "default views", n, f"precision {prec:.5f}; vs reference fp32:",
-                  "identical texts", sum(x.text == y.text for x, y in zip(a, ref)), "/", len(a), "max cell prob diff",
-                  f"{max(float(abs(x.cells - y.cells).max()) for x, y in zip(a, ref)):.2e}", flush=True)
-PY
+timeout 300 python3 scripts/gpu/same_texts.py "$PAGES" 2>&1 | grep -v Warn
