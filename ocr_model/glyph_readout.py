@@ -131,18 +131,32 @@ def fused_available(device: torch.device | str) -> bool:
 
 
 def top_classes(f: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, *,
-                fused: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                fused: bool | None = None, again: int | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | tuple[torch.Tensor, ...]:
     """Each row's k largest logits of f @ weight.T + bias, sorted (values float32, classes int64), and the
     float32 log-sum-exp over all classes; f (P, E), weight (C, E), bias (C,). `fused` None: the fused kernel
-    where fused_available (the classes padded to a multiple of 128 first), else the reference path."""
+    where fused_available (the classes padded to a multiple of 128 first), else the reference path.
+
+    `again` (an int R): nothing waits for the device. The fused kernel's cells with more than CAP candidates
+    are read again in float32 among the R cells with the most candidates (a fixed number: finding them
+    exactly would wait for the device), and a fourth tensor is returned: the count of such cells (0-d int64,
+    on the device). Where it exceeds R some were not read again: the caller reads those rows again without
+    `again` (OpticalReader.read does so for the batch). The reference path returns a count of 0."""
+    k = min(k, weight.shape[0])
+    if not _runs_fused(f, weight, k, fused):
+        out = _reference(f, weight, bias, k)
+        return out if again is None else (*out, torch.zeros((), dtype=torch.long, device=f.device))
+    w, b = padded(weight, bias)
+    return _fused(f.contiguous(), w.to(f.dtype).contiguous(), b.float().contiguous(), k, again=again)
+
+
+def _runs_fused(f: torch.Tensor, weight: torch.Tensor, k: int, fused: bool | None) -> bool:
+    """Whether top_classes takes the fused kernel: asked (or None and fused_available), enough blocks of
+    classes for k, and k <= 8."""
     if fused is None:
         fused = fused_available(f.device) and f.shape[0] > 0
-    C = weight.shape[0]
-    k = min(k, C)
-    if not fused or -(-C // BLOCK_C) <= 2 * k or k > 8:
-        return _reference(f, weight, bias, k)
-    w, b = padded(weight, bias)
-    return _fused(f.contiguous(), w.to(f.dtype).contiguous(), b.float().contiguous(), k)
+    k = min(k, weight.shape[0])
+    return bool(fused) and -(-weight.shape[0] // BLOCK_C) > 2 * k and k <= 8
 
 
 _KERNELS: dict[str, Any] = {}
@@ -234,9 +248,10 @@ def _kernels() -> dict[str, Any]:
 
 
 def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 128, warps: int = 8,
-           parts: dict | None = None) -> tuple[Any, Any, Any]:
+           parts: dict | None = None, again: int | None = None) -> tuple[Any, ...]:
     """The two-pass kernel (module doc); w (C', E) padded to a multiple of 128, b float32 (C',). `parts`: a dict
-    that gets CUDA events around each step and the count of cells read again (scripts/gpu/readout_bench.py)."""
+    that gets CUDA events around each step and the count of cells read again (scripts/gpu/readout_bench.py).
+    `again`: read again among a fixed number of cells, no wait (top_classes)."""
     mark = (lambda name: parts.setdefault(name, torch.cuda.Event(enable_timing=True)).record()) if parts is not None else (lambda name: None)
     kern = _kernels()
     P, E = f.shape
@@ -260,6 +275,13 @@ def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 
     v, j = val.topk(k, dim=-1)  # (P, k) sorted
     i = idx.gather(1, j).long()
     i = torch.where(torch.isinf(v), i[:, :1], i)  # past a cell's candidates: its best class again
+    if again is not None:  # no wait: the R cells with the most candidates read again, the flat ones kept
+        flat = cnt > CAP  # (P,)
+        sel = cnt.topk(min(max(int(again), 1), P)).indices  # (R,): every flat cell, if there are at most R
+        ev, ei = torch.addmm(b[None, :], f[sel].float(), w.float().t()).topk(k, dim=-1)  # (R, k) float32
+        keep = flat[sel, None]  # (R, 1)
+        v[sel], i[sel] = torch.where(keep, ev, v[sel]), torch.where(keep, ei, i[sel])
+        return v, i, lse, flat.sum()
     bad = (cnt > CAP).nonzero().squeeze(1)  # more than CAP candidates (a flat distribution): read again exactly
     mark("topk")
     if bad.numel():

@@ -245,7 +245,11 @@ class OpticalReader:
         self._fillers: Any = None  # the threads that copy a batch's pages into the input buffer (_fill)
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
         self._device_resample = model.device.type == "cuda"
-        self._pipeline = False  # read's experimental pipeline on one thread (read; benchmarks/read_speed.py)
+        # read's queued path on a GPU (`_queue_batch`): each batch's device work queued, nothing waited for,
+        # before the previous batch's host side; False: the worker-thread path (benchmarks compare them);
+        # True forces it on a CPU (tests)
+        self._ahead: bool | None = None
+        self._flat_share: dict[int, float] = {}  # grid -> the largest share of flat cells seen (_read_again_budget)
         encode = tokenizer.encode
 
         def counter(text: str) -> int:  # a plain function: a Reading that keeps it copies (deepcopy) cheaply
@@ -427,17 +431,33 @@ class OpticalReader:
         """The glyph heads' cells of pages stored at `tier`, read from `views` (see the module doc): (B, ROWS,
         COLS) chosen shapes (homoglyph groups' canonical classes) and their probabilities, on the host. Token
         grids go into `encoded` ({tier: [b,h,w,D]}). With `rows`, only those rows of each page are classified
-        (the others read blank, probability 1). The whole batch goes through tensor ops (the device's), one
-        per step; `exact_views` takes the per-page reference path. `_readings` makes Readings of them."""
+        (the others read blank, probability 1). `exact_views` takes the per-page reference path; else
+        `_cells_queued` (the whole batch in tensor ops). `_readings` makes Readings of them."""
         from ocr_model.page import COLS, ROWS
 
         if self.exact_views:
             return self._grid_cells_reference(images, tier, views, encoded, rows)
+        cls, conf, _ = self._cells_queued(images, tier, views, encoded, rows, staged)
+        B = len(images)
+        return cls.cpu().view(B, ROWS, COLS).numpy(), conf.cpu().view(B, ROWS, COLS).numpy()  # rows not asked: blank
+
+    def _cells_queued(
+        self, images: Sequence[Image.Image], tier: str, views: dict[str, float], encoded: dict[str, Any],
+        rows: Sequence[Sequence[int] | None] | None = None, staged: Any = None, wait: bool = True,
+    ) -> tuple[Any, Any, list[tuple[int, Any, int, int]]]:
+        """`_grid_cells` on the model's device: (B * ROWS * COLS,) int64 shapes and float64 probabilities, page
+        by page in reading order, and per view (grid, its count of flat cells, the read-again budget, cells).
+        wait=False: nothing here waits for the device (read's queued path): the fused readout reads flat cells
+        again within a budget (glyph_readout.top_classes(again=)) and the counts tell whether it sufficed;
+        wait=True: every flat cell read again (the counts are None). The whole batch goes through tensor ops,
+        one per step."""
         from functools import partial
 
         from ocr_model.glyph_readout import candidate_logits, top_classes
+        from ocr_model.page import COLS, ROWS
 
         torch = self._torch
+        dev = self.model.device
         B, total = len(images), sum(views.values())
         whole = rows is None or all(r is None for r in rows)  # every cell of every page: indices kept per shape
         if whole:
@@ -449,6 +469,7 @@ class OpticalReader:
             P = int(page_i.numel())
         per_view = []  # (w, scorer: classes (P, M) -> float32 logits (P, M), lse (P,), top-k classes (P, k))
         n_cls = []  # each view's real class count (the classifier may be padded past it: _classifier)
+        flats: list[tuple[int, Any, int, int]] = []
         self._encode_views(images, tier, [v for v in views if v not in encoded], encoded, staged)
         for view, weight in views.items():
             g = encoded[view]  # (B, h, w, D)
@@ -463,7 +484,12 @@ class OpticalReader:
                 w, b = self._classifier(head.cls)
                 k = min(self.top_k, head.cls.out_features)
                 # no (P, classes) table on a GPU: the fused kernel keeps each cell's top k and log-sum-exp
-                _, idx, lse = top_classes(feats, w, b, k, fused=self.fused)  # (P, k), (P,)
+                if wait:
+                    _, idx, lse = top_classes(feats, w, b, k, fused=self.fused)  # (P, k), (P,)
+                else:
+                    budget = self._read_again_budget(g.shape[1], P)
+                    _, idx, lse, n_flat = top_classes(feats, w, b, k, fused=self.fused, again=budget)
+                    flats.append((g.shape[1], n_flat, budget, P))
                 per_view.append((weight / total, partial(candidate_logits, feats, w, b), lse, idx))
                 n_cls.append(head.cls.out_features)
             else:  # any module mapping a token grid to (B, h, w, S, C) logits
@@ -474,25 +500,37 @@ class OpticalReader:
                 idx = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).indices
                 per_view.append((weight / total, partial(_gathered, logits), logits.logsumexp(-1), idx))
                 n_cls.append(logits.shape[-1])
-        cls_all = torch.zeros(B * ROWS * COLS, dtype=torch.long)
-        conf_all = torch.ones(B * ROWS * COLS, dtype=torch.float64)
-        if P:
-            cand, score = self._combine_batch(per_view, min(n_cls))  # (P, M) classes, (P, M + 1) log p (last: the rest)
-            probs = score.softmax(-1)[:, : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
-            # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
-            # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
-            # choice stays the most probable class, then its shape (summing first would favour shapes of many
-            # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
-            group = self._group_table(max(n_cls), cand.device)[cand]  # (P, M); every candidate is a real class
-            shape = group.gather(-1, probs.argmax(-1, keepdim=True))  # (P, 1)
-            conf = (probs * (group == shape)).sum(-1).double().cpu()
-            if whole:  # the cells in order: no scatter
-                conf_all, cls_all = conf, shape[:, 0].cpu()
-            else:
-                at = page_i * (ROWS * COLS) + cell_i  # (P,) into the batch's cells
-                conf_all[at] = conf
-                cls_all[at] = shape[:, 0].cpu()
-        return cls_all.view(B, ROWS, COLS).numpy(), conf_all.view(B, ROWS, COLS).numpy()  # rows not asked: blank
+        if not P:
+            return (torch.zeros(B * ROWS * COLS, dtype=torch.long, device=dev),
+                    torch.ones(B * ROWS * COLS, dtype=torch.float64, device=dev), flats)
+        cand, score = self._combine_batch(per_view, min(n_cls))  # (P, M) classes, (P, M + 1) log p (last: the rest)
+        probs = score.softmax(-1)[:, : cand.shape[-1]]  # renormalised (with the rest's column), then dropped
+        # classes drawn with identical pixels (Latin a / Cyrillic а, ',' / U+201A) are one shape: their
+        # probabilities add up, and the word around the cell picks the member (resolve_homoglyphs); the
+        # choice stays the most probable class, then its shape (summing first would favour shapes of many
+        # members, like the 15 blank-drawn spaces, whenever the reader is unsure)
+        group = self._group_table(max(n_cls), cand.device)[cand]  # (P, M); every candidate is a real class
+        shape = group.gather(-1, probs.argmax(-1, keepdim=True))[:, 0]  # (P,)
+        conf = (probs * (group == shape[:, None])).sum(-1).double()  # (P,)
+        if whole:  # the cells in order: no scatter
+            return shape, conf, flats
+        at = self._to_device(page_i * (ROWS * COLS) + cell_i)  # (P,) into the batch's cells
+        cls_all = torch.zeros(B * ROWS * COLS, dtype=torch.long, device=dev).index_copy_(0, at, shape)
+        conf_all = torch.ones(B * ROWS * COLS, dtype=torch.float64, device=dev).index_copy_(0, at, conf)
+        return cls_all, conf_all, flats
+
+    def _read_again_budget(self, grid: int, cells: int) -> int:
+        """How many cells the queued readout reads again in float32 (glyph_readout.top_classes(again=)): twice
+        the largest share of flat cells seen at this grid (base pages had 0.7% of 364,800 cells in session 11,
+        tiny 0.03%), 1/64 before any was seen, and at least 512."""
+        share = self._flat_share.get(grid)
+        return min(cells, 512 + int(cells * (2 * share if share is not None else 1 / 64)))
+
+    def _to_device(self, t: Any) -> Any:
+        """A host tensor on the model's device without waiting for it (a pageable upload waits for the queue)."""
+        if self.model.device.type != "cuda":
+            return t.to(self.model.device)
+        return t.pin_memory().to(self.model.device, non_blocking=True)
 
     def _slot_index(self, B: int, grid: int, per_page: int, page_i: Any, cell_i: Any, device: Any) -> Any:
         """(P,) index into a batch's flattened slots (B * per_page) of each asked cell: page_i, cell_i, or
@@ -501,7 +539,7 @@ class OpticalReader:
 
         slot_of = self._torch.from_numpy(cell_slots(grid))  # cell -> the one slot that owns it (one to one)
         if page_i is not None:
-            return (page_i * per_page + slot_of[cell_i]).to(device)
+            return self._to_device(page_i * per_page + slot_of[cell_i])
         key = (B, grid, per_page, str(device))
         cached = self._slots.get(key)
         if cached is None:
@@ -695,57 +733,49 @@ class OpticalReader:
 
         done: list[tuple[list[int], Any, dict[int, Reading], int]] = []  # per batch: grid pages, their readings, decoded
         several = len(images) > self.batch_size  # overlap pays from the second batch on
-        # _pipeline (an experiment, off): no worker threads; each batch's host side runs on this thread once the
-        # next batch's encoder is queued on the device (no GIL shared with the thread that launches kernels)
-        pipeline = self._pipeline and self.overlap and several and tokens is None and self.mode != "decoder"
-        pool = (ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several and not pipeline
-                else "later" if pipeline else None)
+        cuda = self.model.device.type == "cuda"
+        # on a GPU each batch's device work is queued before the previous batch's host side runs on this thread
+        # (_queue_batch): the device never waits for the host, and no worker thread holds the GIL meanwhile
+        ahead = (self.overlap and several and tokens is None and self.mode != "decoder" and not self.exact_views
+                 and (cuda if self._ahead is None else self._ahead))
+        pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several and not ahead else None
         # on a GPU the next batch's pixels are copied into a pinned buffer while the device reads this one
         stager = (ThreadPoolExecutor(1, thread_name_prefix="optical-stage")
-                  if pool is not None and self.model.device.type == "cuda" and self.mode != "decoder" else None)
-        views = self.grid_views(tier) if pipeline else {}
+                  if (pool is not None or ahead) and cuda and self.mode != "decoder" else None)
         starts = list(range(0, len(images), self.batch_size))
         try:
             with self._lock, self._torch.inference_mode():
                 nxt = stager.submit(self._stage, images[: self.batch_size], tier, 0) if stager else None
+                queued = None
                 for b, s in enumerate(starts):
                     chunk, staged = images[s : s + self.batch_size], nxt
                     if stager is not None and b + 1 < len(starts):
                         nxt = stager.submit(self._stage, images[starts[b + 1] : starts[b + 1] + self.batch_size],
                                             tier, (b + 1) % 2)
-                    ahead: dict[str, Any] | None = None
-                    if pipeline:  # this batch's encoders queued, then the previous batch's host side
-                        ahead = {}
-                        self._encode_views(chunk, tier, list(views), ahead, staged)
-                        staged = None
-                        if done and isinstance(done[-1][1], _Later):
-                            done[-1] = (done[-1][0], done[-1][1](), *done[-1][2:])
-                    done.append(self._read_batch(chunk, tier, None if rows is None else rows[s : s + self.batch_size],
+                    chunk_rows = None if rows is None else rows[s : s + self.batch_size]
+                    if ahead:  # this batch queued on the device, then the previous one finished
+                        q = self._queue_batch(chunk, tier, chunk_rows, staged)
+                        if queued is not None:
+                            done.append(self._finish_batch(queued))
+                        queued = q
+                        continue
+                    done.append(self._read_batch(chunk, tier, chunk_rows,
                                                  None if tokens is None else tokens[s : s + self.batch_size], pool,
-                                                 staged, ahead))
+                                                 staged))
+                if queued is not None:
+                    done.append(self._finish_batch(queued))
         finally:
             for ex in (pool, stager):
-                if ex is not None and not isinstance(ex, str):
+                if ex is not None:
                     ex.shutdown(wait=True)
         out: list[Reading] = []
         for grid_pages, grid, decoded, n in done:
-            if isinstance(grid, _Later):
-                grid = grid()
             got = dict(zip(grid_pages, grid.result() if isinstance(grid, Future) else grid))
             out += [got[i] if i in got else decoded[i] for i in range(n)]
         return out
 
-    def _read_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, kept: Any,
-                    pool: Any, staged: Any = None, ahead: dict[str, Any] | None = None,
-                    ) -> tuple[list[int], Any, dict[int, Reading], int]:
-        """One batch of `read`: (pages read by the grid, their Readings - or the Future of them, when `pool`
-        makes them on its thread -, the decoder's Readings by page, pages in the batch). `staged`: the Future
-        of the batch's pixels in a pinned buffer (`_stage`), or None. `ahead`: grids encoded already (`read`'s
-        pipeline); pool "later": the Readings are left as a `_Later` to make."""
-        encoded: dict[str, Any] = dict(ahead or {})  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
-        if kept is not None:
-            encoded.update(self._kept_grids(kept))
-            given = set(encoded)
+    def _batch_views(self, tier: str) -> dict[str, float]:
+        """The views a batch at `tier` is read from by the glyph heads (empty: the decoder reads it)."""
         views = self.grid_views(tier) if self.mode != "decoder" else {}
         if self.mode == "grid" and not views:
             raise ReaderError(
@@ -753,17 +783,76 @@ class OpticalReader:
                 f"{tier!r} has one (views: {self.views or 'own tier only'}); use mode='auto' to let "
                 "the decoder read it, or add a view"
             )
+        return views
+
+    def _read_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, kept: Any,
+                    pool: Any, staged: Any = None) -> tuple[list[int], Any, dict[int, Reading], int]:
+        """One batch of `read`: (pages read by the grid, their Readings - or the Future of them, when `pool`
+        makes them on its thread -, the decoder's Readings by page, pages in the batch). `staged`: the Future
+        of the batch's pixels in a pinned buffer (`_stage`), or None."""
+        encoded: dict[str, Any] = {}  # tier -> this chunk's [b,h,w,D] token grids, each encoded once
+        if kept is not None:
+            encoded.update(self._kept_grids(kept))
+            given = set(encoded)
+        views = self._batch_views(tier)
+        cells = self._grid_cells(chunk, tier, views, encoded, chunk_rows, staged) if views else None
+        out = self._batch_readings(chunk, tier, encoded, cells, pool)
+        if kept is not None:  # hand back what was encoded here: float16 on the host, per image
+            for view in set(encoded) - given:
+                grids = encoded[view].to(self._torch.float16).cpu().numpy()  # (b, h, w, D)
+                for d, g in zip(kept, grids):
+                    d[view] = g
+        return out
+
+    def _queue_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, staged: Any) -> tuple:
+        """A batch's device work queued (encoders, glyph readout, the cells' copy to pinned host memory), nothing
+        waited for: what `_finish_batch` needs to make its Readings."""
+        torch = self._torch
+        encoded: dict[str, Any] = {}
+        views = self._batch_views(tier)
+        cls, conf, flats = self._cells_queued(chunk, tier, views, encoded, chunk_rows, staged, wait=False)
+        counts = torch.stack([n for _, n, _, _ in flats]) if flats else torch.zeros(0, dtype=torch.long)
+        cuda = self.model.device.type == "cuda"
+        if cuda:  # the cells come back into pinned memory as the device gets to them
+            cls, conf, counts = (torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+                                 for t in (cls, conf, counts))
+        event = torch.cuda.Event() if cuda else None
+        if event is not None:
+            event.record()
+        return chunk, tier, chunk_rows, views, encoded, (cls, conf, counts), flats, event
+
+    def _finish_batch(self, queued: tuple) -> tuple[list[int], Any, dict[int, Reading], int]:
+        """`_read_batch`'s result for a batch `_queue_batch` queued, once the device has read it. A batch whose
+        flat cells outnumbered the read-again budget is read again, waiting (its token grids are kept)."""
+        from ocr_model.page import COLS, ROWS
+
+        chunk, tier, chunk_rows, views, encoded, (cls, conf, counts), flats, event = queued
+        if event is not None:
+            event.synchronize()
+        over = False
+        for (grid, _, budget, P), n in zip(flats, counts.tolist()):
+            self._flat_share[grid] = max(self._flat_share.get(grid, 0.0), n / max(P, 1))
+            over |= n > budget
+        if over:
+            cells = self._grid_cells(chunk, tier, views, encoded, chunk_rows)
+        else:
+            B = len(chunk)
+            cells = cls.view(B, ROWS, COLS).numpy(), conf.view(B, ROWS, COLS).numpy()
+        return self._batch_readings(chunk, tier, encoded, cells, None)
+
+    def _batch_readings(self, chunk: Sequence[Image.Image], tier: str, encoded: dict[str, Any],
+                        cells: tuple[np.ndarray, np.ndarray] | None, pool: Any,
+                        ) -> tuple[list[int], Any, dict[int, Reading], int]:
+        """A batch's Readings from its cells (None: no glyph view; the decoder reads every page): pages with
+        too many unknown cells (mode auto) go to the decoder, from the tier's token grids in `encoded`."""
         grid_pages: list[int] = []
         grid: Any = []
-        if views:
-            cls, conf = self._grid_cells(chunk, tier, views, encoded, chunk_rows, staged)  # (b, ROWS, COLS) each
+        if cells is not None:
+            cls, conf = cells  # (b, ROWS, COLS) each
             unknown = self._unknown_share(cls)
             grid_pages = [i for i in range(len(chunk)) if self.mode == "grid" or unknown[i] <= self.max_unknown]
-            cells, probs = [cls[i] for i in grid_pages], [conf[i] for i in grid_pages]
-            if pool == "later":
-                grid = _Later(self._readings, cells, probs)
-            else:
-                grid = pool.submit(self._readings, cells, probs) if pool is not None else self._readings(cells, probs)
+            shapes, probs = [cls[i] for i in grid_pages], [conf[i] for i in grid_pages]
+            grid = pool.submit(self._readings, shapes, probs) if pool is not None else self._readings(shapes, probs)
         decoded: dict[int, Reading] = {}
         taken = set(grid_pages)
         rest = [i for i in range(len(chunk)) if i not in taken]
@@ -775,11 +864,6 @@ class OpticalReader:
                 ids = [t for t in g.token_ids if t != self.tokenizer.eos_id]
                 conf_g = math.exp(sum(g.logprobs) / len(g.logprobs)) if g.logprobs else 0.0
                 decoded[i] = Reading(self.tokenizer.decode(ids), conf_g, bool(g.eos), len(ids))
-        if kept is not None:  # hand back what was encoded here: float16 on the host, per image
-            for view in set(encoded) - given:
-                grids = encoded[view].to(self._torch.float16).cpu().numpy()  # (b, h, w, D)
-                for d, g in zip(kept, grids):
-                    d[view] = g
         return grid_pages, grid, decoded, len(chunk)
 
     def _kept_grids(self, kept: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Any]:
@@ -797,16 +881,6 @@ class OpticalReader:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
-
-
-class _Later:
-    """A call made later (`read`'s pipeline: a batch's host side, once the next batch is on the device)."""
-
-    def __init__(self, fn: Callable, *args: Any) -> None:
-        self.fn, self.args = fn, args
-
-    def __call__(self) -> Any:
-        return self.fn(*self.args)
 
 
 def _gathered(logits: Any, cand: Any) -> Any:

@@ -62,6 +62,12 @@ for name, (P, C) in {{"odd": (300, 5000), "one tile": (100, 2945)}}.items():
     rv, ri, rl = gr.top_classes(f, w, b, 8, fused=False)
     out[name] = dict(v=float((v - rv).abs().max()), lse=float((lse - rl).abs().max()),
                      i_untied=float((i[9:] == ri[9:]).float().mean()), tied=float(v[7:9].max() - 9.0 - f[7:9].abs().max()))
+    # again=R: nothing waited for; the flat cells (the 300 biased classes make most cells flat) read again
+    # among the R with the most candidates
+    va, ia, la, n = gr.top_classes(f, w, b, 8, fused=True, again=P)
+    out[name].update(again_v=float((va - v).abs().max()), again_i=bool(torch.equal(ia[9:], i[9:])),
+                     again_lse=bool(torch.equal(la, lse)), flat=int(n),
+                     short=int(gr.top_classes(f, w, b, 8, fused=True, again=1)[3]))
 print(json.dumps(out))
 """
 
@@ -77,6 +83,16 @@ def test_fused_kernel_matches_the_reference_under_the_interpreter():
         assert got["i_untied"] == 1.0, (name, got)
         assert got["lse"] < 1e-4, (name, got)
         assert abs(got["tied"]) < 1e-6, (name, got)  # more than CAP candidates: read again, exactly
+        # the no-wait read-again: the same readout while the budget holds every flat cell, and the count says
+        # when it does not (the reader then reads the batch again)
+        assert got["flat"] == got["short"] >= 2 and got["again_v"] < 1e-6 and got["again_i"] and got["again_lse"]
+
+
+def test_again_on_the_reference_path_counts_nothing():
+    f, w, b = _case()
+    v, i, lse, n = gr.top_classes(f, w, b, 8, fused=False, again=4)
+    rv, ri, rl = gr.top_classes(f, w, b, 8, fused=False)
+    assert int(n) == 0 and torch.equal(v, rv) and torch.equal(i, ri) and torch.equal(lse, rl)
 
 
 def test_fused_kernel_lists_no_class_far_below_the_best_under_the_interpreter():

@@ -343,7 +343,7 @@ def test_overlapped_batches_read_like_one_page_at_a_time(tiny_model_dir):
     got = piped.read(imgs, "base")
     inline = OpticalReader(model, tok, glyph_heads=heads, max_new_tokens=4, batch_size=2, overlap=False)
     assert [r.method for r in got] == ["decoder"] * 5 and got == inline.read(imgs, "base")  # same batches
-    piped._pipeline = True  # the one-thread pipeline: each batch's host side after the next batch's encoders
+    piped._ahead = True  # the queued path (a GPU's): each batch's device work queued, then the previous finished
     assert piped.read(imgs, "base") == got
     heads.page = page
     assert piped.read(imgs, "base") == [alone.read([im], "base")[0] for im in imgs]
@@ -372,7 +372,7 @@ def test_the_gpu_read_path_reads_like_the_cpu(tiny_model_dir, monkeypatch):
         a, b = on.read(imgs, "small"), off.read(imgs, "small")
         assert [x.text for x in a] == [x.text for x in b]
         assert all(np.array_equal(x.cells, y.cells) for x, y in zip(a, b))
-        on._pipeline = True  # the one-thread pipeline reads the same
+        on._ahead = False  # the worker-thread path reads the same as the queued one (on by default here)
         c = on.read(imgs, "small")
         assert [x.text for x in c] == [x.text for x in b] and all(np.array_equal(x.cells, y.cells) for x, y in zip(c, b))
         if dtype == torch.float32:
@@ -414,6 +414,41 @@ def test_views_resampled_on_the_device_read_as_pillows_do(tiny_model_dir):
     got = reader.read(ims, "small")
     assert [r.text for r in got] == [r.text for r in ref]
     assert all(np.array_equal(a.cells, b.cells) for a, b in zip(got, ref))
+
+
+def test_the_queued_path_reads_like_inline_and_reads_a_batch_again_past_its_budget(tiny_model_dir, monkeypatch):
+    """read's queued path (a GPU's default; forced here): every batch's cells stay on the device until the next
+    batch is queued; whole pages and rows= spans read as inline. A batch whose flat cells outnumber the
+    read-again budget (the count comes back with its cells) is read again, waiting, to the same result."""
+    import ocr_model.glyph_readout as gr
+    from ocr_model.glyphs import make_glyph_heads
+
+    pages = pg.render_turns([pg.Turn("user", "The locker code is QX-4821-MB. " * 12), pg.Turn("assistant", "ok " * 40)])
+    ims = ([pg.page_at_tier(p.image, "small") for p in pages] * 6)[:6]
+    model, tok = load_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    heads = make_glyph_heads(model.cfg.decoder.dim, (16, 10, 8), n_classes=300)
+    kw = dict(glyph_heads=heads, mode="grid", views={"base": 0.5, "small": 1.0}, batch_size=2)
+    inline = OpticalReader(model, tok, overlap=False, **kw)
+    queued = OpticalReader(model, tok, overlap=True, **kw)
+    queued._ahead = True
+    rows = [None, [1, (2, 0, 20)], [], [0], None, [(3, 5, 9)]]
+    for r in (None, rows):
+        ref, got = inline.read(ims, "small", rows=r), queued.read(ims, "small", rows=r)
+        assert [x.text for x in got] == [x.text for x in ref]
+        assert all(np.array_equal(a.cells, b.cells) and a.confidence == b.confidence for a, b in zip(got, ref))
+    top = gr.top_classes
+
+    def short_budget(*a, again=None, **k):  # every batch's count past its budget: each is read again
+        out = top(*a, **k)
+        return out if again is None else (*out, torch.tensor(again + 1))
+
+    monkeypatch.setattr(gr, "top_classes", short_budget)
+    again = []
+    cells = queued._grid_cells
+    monkeypatch.setattr(queued, "_grid_cells", lambda *a, **k: again.append(1) or cells(*a, **k))
+    got = queued.read(ims, "small", rows=rows)
+    assert len(again) == 3 and [x.text for x in got] == [x.text for x in inline.read(ims, "small", rows=rows)]
 
 
 def test_a_reader_with_the_folded_attention_bias_reads_as_the_reference(tiny_model_dir):
