@@ -22,9 +22,10 @@ and code), stored as Memory stores them (16 greys) and faded to each tier. For e
     read rows     read own, asking for 3 rows per page (what a recall of one turn reads)
     read own compiled, read views compiled   read own / read views with compile=True (--compile; the first,
                   untimed pass compiles)
-    read own pipelined  read own (compiled with --compile) with the reader's experimental one-thread pipeline
-                  (OpticalReader._pipeline: each batch's host side on the calling thread once the next
-                  batch's encoder is queued, instead of worker threads)
+    read own threads  read own (compiled with --compile) on the worker-thread path instead of the queued one
+                  (OpticalReader._ahead = False: each batch waited for, its host side on a worker thread while
+                  the next batch is read; the default on a GPU queues each batch's device work first and makes
+                  the previous batch's Readings on the calling thread)
 
 Each figure is the median of --repeats timed passes over all pages (after one warm-up pass), pages/s.
 Nothing is asserted.
@@ -129,11 +130,11 @@ def main(argv=None) -> None:
             row.update({"encoder folded": rate(lambda: encoder(True)), "pixels": rate(pixels),
                         "read inline": rate(lambda: inline.read(ims, tier)),
                         "read reference": rate(lambda: reference.read(ims, tier))})
-        piped = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
-                              compile=args.compile)
-        piped._pipeline = True
+        threads = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
+                                compile=args.compile)
+        threads._ahead = False
         row.update({"read own": rate(lambda: own.read(ims, tier)),
-                    "read own pipelined" + (" compiled" if args.compile else ""): rate(lambda: piped.read(ims, tier)),
+                    "read own threads" + (" compiled" if args.compile else ""): rate(lambda: threads.read(ims, tier)),
                     "read views": rate(lambda: views.read(ims, tier)),
                     "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))})
         if args.compile:

@@ -32,6 +32,8 @@ for tier in ("base", "tiny"):
                    "fp32": load(dtype=torch.float32, **kw),
                    "fp32 folded": load(dtype=torch.float32, fold_bias=True, **kw),
                    "reference fp32": load(dtype=torch.float32, fused=False, **kw)}
+        readers["gpu threads (bf16)"] = load(**kw)
+        readers["gpu threads (bf16)"]._ahead = False  # the worker-thread path: each batch waited for
         readers["reference fp32"]._device_resample = False
         got = {n: r.read(ims, tier) for n, r in readers.items()}
         ref = got["reference fp32"]

@@ -6,7 +6,8 @@
 #                                                   (bf16, fused, folded, device views) against the reference
 #                                                   (fp32, reference readout, table bias, Pillow views) on doc pages
 #   bash scripts/gpu/speed_lease.sh speed [pages]   benchmarks/read_speed.py at batch 128
-#   bash scripts/gpu/speed_lease.sh profile         cProfile of a read, overlap off and the one-thread pipeline
+#   bash scripts/gpu/speed_lease.sh profile         where a read waits for the device, cProfile of the queued and the
+#                                                   worker-thread paths
 set -u
 WHAT=${1:-check}
 PAGES=${2:-300}
@@ -16,7 +17,7 @@ if [ ! -f ocr_model/weights/optimem-small/config.json ]; then
 fi
 python3 -c "import torch, PIL; print('torch', torch.__version__, 'pillow', PIL.__version__, torch.cuda.get_device_name())"
 if [ "$WHAT" = profile ]; then
-  for m in "" --pipeline; do timeout 200 python3 scripts/gpu/read_profile.py $m 2>&1 | grep -v Warn | sed -e 's/  */ /g'; done
+  for m in --syncs "" --threads; do timeout 200 python3 scripts/gpu/read_profile.py $m 2>&1 | grep -v Warn | sed -e 's/  */ /g'; done
   exit 0
 fi
 if [ "$WHAT" = speed ]; then
