@@ -237,6 +237,7 @@ class OpticalReader:
         # on one H200, session 12); batches are padded to batch_size so each tier compiles once
         self.compile = bool(compile)
         self._compile_backend = "inductor"
+        self._compile_mode: str | None = None  # torch.compile's mode; "reduce-overhead": CUDA graphs (benchmarks)
         # (pages, side, slot) -> (pinned uint8 buffer, its upload's event); slot 0/1: the batches staged in turn
         # by `read` (the next batch's pages are copied in while the device reads this one), "direct": the rest
         self._pins: dict[tuple[int, int, Any], tuple[Any, Any]] = {}
@@ -311,15 +312,19 @@ class OpticalReader:
         fold_attention_bias(self.model, self.fold_bias)
         if not self.compile:
             return self.model.encode_grid(pixels)
-        compiled = self.model.__dict__.get("_compiled_encode")  # one per model: readers sharing it share its graphs
-        if compiled is None or compiled[0] != self._compile_backend:
-            compiled = (self._compile_backend, self._torch.compile(self.model.encode_grid, dynamic=False,
-                                                                  backend=self._compile_backend))
-            self.model.__dict__["_compiled_encode"] = compiled
+        torch = self._torch
+        how = (self._compile_backend, self._compile_mode)
+        kept = self.model.__dict__.setdefault("_compiled_encode", {})  # per model: readers sharing it share graphs
+        if how not in kept:
+            kept[how] = torch.compile(self.model.encode_grid, dynamic=False, backend=how[0], mode=how[1])
         n = pixels.shape[0]
         if n < self.batch_size:  # a short batch (the last one) padded: one graph per page size
-            pixels = self._torch.cat([pixels, pixels[-1:].expand(self.batch_size - n, *pixels.shape[1:])])
-        return compiled[1](pixels)[:n]
+            pixels = torch.cat([pixels, pixels[-1:].expand(self.batch_size - n, *pixels.shape[1:])])
+        if how[1] != "reduce-overhead":
+            return kept[how](pixels)[:n]
+        # CUDA graphs: one launch per batch; the graph's output memory is written again by its next replay
+        torch.compiler.cudagraph_mark_step_begin()
+        return kept[how](pixels)[:n].clone()
 
     def pixels(self, images: Sequence[Image.Image], tier: str) -> Any:
         """[B,3,S,S] model input on the model's device. Greyscale pages at the tier's size (what Memory
@@ -380,12 +385,13 @@ class OpticalReader:
         return x.unsqueeze(1).expand(-1, 3, -1, -1)  # [B,3,S,S]: the three channels of a grey page
 
     def _fill(self, host: np.ndarray, images: Sequence[Image.Image]) -> None:
-        """host[i] = the pixels of images[i] ((n, S, S) uint8), on a few threads for a batch: Pillow copies a
-        page out without the GIL (128 base pages: 160 ms on one thread, 24-31 ms on four, 2 CPU cores)."""
+        """host[i] = the pixels of images[i] ((n, S, S) uint8), on a few threads for a batch
+        (image_process.copy_pixels: one copy out of Pillow's memory, which numpy makes without the GIL)."""
+        from ocr_model.image_process import copy_pixels
 
         def fill(lo: int) -> None:
             for i in range(lo, min(lo + step, len(images))):
-                host[i] = np.asarray(images[i], dtype=np.uint8)
+                copy_pixels(images[i], host[i])
 
         step = max(8, -(-len(images) // _FILL_THREADS))
         if len(images) <= step:

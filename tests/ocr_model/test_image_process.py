@@ -87,3 +87,37 @@ def test_resample_pages_refuses_what_is_not_square_uint8_pages():
         resample_pages(torch.zeros(2, 8, 9, dtype=torch.uint8), 4)
     with pytest.raises(ValueError, match="uint8 square pages"):
         resample_pages(torch.zeros(2, 8, 8), 4)
+
+
+def test_copy_pixels_is_np_asarray_through_pillows_memory_or_the_fallback(monkeypatch):
+    """copy_pixels gives np.asarray's pixels: through Pillow's Arrow export (pages, a crop, an odd size, an
+    image stored in several small blocks), and through np.asarray where an image has no export."""
+    from ocr_model import image_process as ip
+    from ocr_model.page import render_plain_page
+    from ocr_model.page.codec import as_stored
+
+    rng = np.random.default_rng(0)
+    page = as_stored(render_plain_page("copy me " * 50).image, "base")
+    images = [page, page.crop((3, 5, 700, 401)), Image.fromarray(rng.integers(0, 256, (37, 53), dtype=np.uint8))]
+    block = Image.core.get_block_size()
+    try:
+        Image.core.set_block_size(4096)  # a 1024 px page in 256 blocks: exported by a copy, or refused
+        images.append(Image.fromarray(rng.integers(0, 256, (1024, 1024), dtype=np.uint8)))
+    finally:
+        Image.core.set_block_size(block)
+    for im in images:
+        out = np.full((im.size[1], im.size[0]), 7, dtype=np.uint8)
+        ip.copy_pixels(im, out)
+        assert np.array_equal(out, np.asarray(im))
+
+    def no_export(self):  # Pillow < 11.2 has no __arrow_c_array__
+        raise AttributeError("__arrow_c_array__")
+
+    monkeypatch.setattr(Image.Image, "__arrow_c_array__", no_export)
+    out = np.zeros((1024, 1024), dtype=np.uint8)
+    ip.copy_pixels(page, out)
+    assert np.array_equal(out, np.asarray(page))
+    with pytest.raises(ValueError, match="'L' image"):
+        ip.copy_pixels(page.convert("RGB"), out)
+    with pytest.raises(ValueError, match="shape"):
+        ip.copy_pixels(page, np.zeros((10, 10), dtype=np.uint8))
