@@ -3,7 +3,8 @@
     python benchmarks/read_speed.py [--model DIR] [--device cuda] [--pages 512] [--batch 128] [--json out.json]
 
 Pages: conversation pages drawn by Memory's renderer from this repository's own docs (English prose, tables
-and code), stored as Memory stores them (16 greys) and faded to each tier. For each tier, in one run:
+and code), stored as Memory stores them (16 greys), faded to each tier and opened from their PNG as Memory
+reads them (`archived`). For each tier, in one run:
 
     encoder       OpticalModel.encode_grid on pixel tensors already on the device (the model alone), with
                   the SAM attention the readers use (the (N, N) bias table added to the scores)
@@ -56,6 +57,18 @@ def doc_pages(n: int) -> list:
     return [pages[i % len(pages)] for i in range(n)]
 
 
+def archived(image, tier: str):
+    """A page image as Memory reads it back: stored at `tier` (as_stored: 16 greys), its PNG opened, greyscale
+    (Memory._page_image). Pillow owns that memory, so a reader copies it out in one copy (copy_pixels)."""
+    import io
+
+    from PIL import Image
+
+    from ocr_model.page.codec import as_stored, png_bytes
+
+    return Image.open(io.BytesIO(png_bytes(as_stored(image, tier)))).convert("L")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
@@ -101,7 +114,7 @@ def main(argv=None) -> None:
 
     for tier in args.tiers.split(","):
         stored = [as_stored(p.image, "base") for p in pages]
-        ims = stored if tier == "base" else [as_stored(page_at_tier(im, tier), tier) for im in stored]
+        ims = [archived(im if tier == "base" else page_at_tier(im, tier), tier) for im in stored]
         own = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid")
         inline = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
                                overlap=False)

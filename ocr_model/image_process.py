@@ -205,12 +205,15 @@ _capsule_pointer.restype, _capsule_pointer.argtypes = ctypes.c_void_p, [ctypes.p
 def copy_pixels(image: Image.Image, out: np.ndarray) -> None:
     """out[:] = the pixels of an 'L' image ((h, w) uint8, C-contiguous): one copy out of Pillow's memory through
     its Arrow export where it has one (the array's capsule keeps that memory alive meanwhile), else
-    np.asarray (older Pillow, an image stored in several blocks)."""
+    np.asarray (older Pillow, an image stored in several blocks, or one over memory Pillow does not own, as
+    Image.fromarray makes: a page opened from its file, as Memory reads it, is Pillow's own)."""
     w, h = image.size
     if image.mode != "L" or out.shape != (h, w) or out.dtype != np.uint8:
         raise ValueError(f"copy_pixels copies an 'L' image into a (h, w) uint8 array; got a {image.mode!r} image "
                          f"of {w}x{h} and a {out.dtype} array of shape {out.shape}")
     try:
+        if image.readonly:  # memory Pillow does not own (Image.fromarray): Pillow 12.3 crashes exporting it
+            raise ValueError("not Pillow's own memory")
         _, capsule = image.__arrow_c_array__()
         arr = _ArrowArray.from_address(_capsule_pointer(capsule, b"arrow_array"))
         if arr.length != w * h or arr.offset != 0 or arr.n_buffers != 2 or not arr.buffers[1]:

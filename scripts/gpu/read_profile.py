@@ -13,7 +13,7 @@ import warnings
 import torch
 
 sys.path.insert(0, "benchmarks")
-from read_speed import doc_pages  # noqa: E402
+from read_speed import archived, doc_pages  # noqa: E402
 
 from ocr_model.page import page_at_tier  # noqa: E402
 from ocr_model.page.codec import as_stored  # noqa: E402
@@ -24,8 +24,7 @@ r = load(device="cuda", views={}, mode="grid", batch_size=128, compile="--compil
 r._ahead = False if "--threads" in sys.argv else None
 for tier in ("base", "tiny"):
     ims = [as_stored(p.image, "base") for p in pages]
-    if tier != "base":
-        ims = [as_stored(page_at_tier(im, tier), tier) for im in ims]
+    ims = [archived(im if tier == "base" else page_at_tier(im, tier), tier) for im in ims]
     r.read(ims, tier)
     if "--syncs" in sys.argv:
         seen = collections.Counter()

@@ -25,7 +25,7 @@ if [ "$WHAT" = speed ]; then
   timeout 150 python3 -m pytest -q -p no:cacheprovider tests/optimem/test_reader.py tests/ocr_model/test_image_process.py \
     -k "gpu or overlapped or queued or copy_pixels" 2>&1 | tail -2
   python3 benchmarks/read_speed.py --device cuda --pages "$PAGES" --batch "${BATCH:-128}" --tiers "${TIERS:-base,small,tiny}" \
-    --repeats 2 --quick --compile --json "$OUT/rs${BATCH:-128}.json" 2>&1 | grep -v '^ \|^{\|^}\|^W1
+    --repeats 2 --quick --compile --json "$OUT/rs${BATCH:-128}.json" 2>&1 | grep -v '^ \|^{\|^}\|^W1'
   exit 0
 fi
 timeout 240 python3 scripts/gpu/encoder_bench.py --pages 256 --compile --json "$OUT/enc.json" 2>&1 | grep -v Warn

@@ -90,34 +90,49 @@ def test_resample_pages_refuses_what_is_not_square_uint8_pages():
 
 
 def test_copy_pixels_is_np_asarray_through_pillows_memory_or_the_fallback(monkeypatch):
-    """copy_pixels gives np.asarray's pixels: through Pillow's Arrow export (pages, a crop, an odd size, an
-    image stored in several small blocks), and through np.asarray where an image has no export."""
+    """copy_pixels gives np.asarray's pixels: through Pillow's Arrow export for images in Pillow's own memory
+    (a page opened from its file, as Memory reads it; a crop; one stored in many small blocks), and through
+    np.asarray for memory Pillow does not own (Image.fromarray) and where an image has no export."""
+    import io
+
+    import PIL
+
     from ocr_model import image_process as ip
     from ocr_model.page import render_plain_page
-    from ocr_model.page.codec import as_stored
+    from ocr_model.page.codec import as_stored, png_bytes
 
     rng = np.random.default_rng(0)
-    page = as_stored(render_plain_page("copy me " * 50).image, "base")
-    images = [page, page.crop((3, 5, 700, 401)), Image.fromarray(rng.integers(0, 256, (37, 53), dtype=np.uint8))]
+    stored = as_stored(render_plain_page("copy me " * 50).image, "base")  # Image.fromarray: read-only
+    opened = Image.open(io.BytesIO(png_bytes(stored))).convert("L")
     block = Image.core.get_block_size()
     try:
-        Image.core.set_block_size(4096)  # a 1024 px page in 256 blocks: exported by a copy, or refused
-        images.append(Image.fromarray(rng.integers(0, 256, (1024, 1024), dtype=np.uint8)))
+        Image.core.set_block_size(4096)  # a 1024 px page in 256 blocks
+        blocks = Image.new("L", (1024, 1024))
+        blocks.paste(opened)
     finally:
         Image.core.set_block_size(block)
-    for im in images:
+    own = [opened, opened.crop((3, 5, 700, 401)), blocks]
+    for im in [stored, Image.fromarray(rng.integers(0, 256, (37, 53), dtype=np.uint8)), *own]:
         out = np.full((im.size[1], im.size[0]), 7, dtype=np.uint8)
         ip.copy_pixels(im, out)
         assert np.array_equal(out, np.asarray(im))
+    assert np.array_equal(np.asarray(opened), np.asarray(stored))
+    if tuple(int(x) for x in PIL.__version__.split(".")[:2]) >= (11, 2):  # the export, not np.asarray
+        outs = [np.zeros((im.size[1], im.size[0]), dtype=np.uint8) for im in own[:2]]
+        with monkeypatch.context() as m:
+            m.setattr(Image.Image, "tobytes", lambda *a, **k: (_ for _ in ()).throw(AssertionError("np.asarray")))
+            for im, out in zip(own[:2], outs):
+                ip.copy_pixels(im, out)
+        assert all(np.array_equal(out, np.asarray(im)) for im, out in zip(own[:2], outs))
 
     def no_export(self):  # Pillow < 11.2 has no __arrow_c_array__
         raise AttributeError("__arrow_c_array__")
 
     monkeypatch.setattr(Image.Image, "__arrow_c_array__", no_export)
     out = np.zeros((1024, 1024), dtype=np.uint8)
-    ip.copy_pixels(page, out)
-    assert np.array_equal(out, np.asarray(page))
+    ip.copy_pixels(opened, out)
+    assert np.array_equal(out, np.asarray(opened))
     with pytest.raises(ValueError, match="'L' image"):
-        ip.copy_pixels(page.convert("RGB"), out)
+        ip.copy_pixels(opened.convert("RGB"), out)
     with pytest.raises(ValueError, match="shape"):
-        ip.copy_pixels(page, np.zeros((10, 10), dtype=np.uint8))
+        ip.copy_pixels(opened, np.zeros((10, 10), dtype=np.uint8))
