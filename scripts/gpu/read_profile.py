@@ -2,7 +2,8 @@
 batch 128, on the device; top functions by own and by cumulative time. The default queued path; --threads the
 worker-thread path (OpticalReader._ahead = False). --syncs: instead, where a read waits for the device (each
 synchronizing call under torch.cuda.set_sync_debug_mode, with the reader's frames of its stack), counted.
-    python3 scripts/gpu/read_profile.py [--threads | --syncs] [--compile]"""
+--compile / --graphs: the encoder compiled (torch.compile's default mode / reduce-overhead, CUDA graphs).
+    python3 scripts/gpu/read_profile.py [--threads | --syncs] [--compile | --graphs] [--pages=512]"""
 import collections
 import cProfile
 import pstats
@@ -19,9 +20,10 @@ from ocr_model.page import page_at_tier  # noqa: E402
 from ocr_model.page.codec import as_stored  # noqa: E402
 from ocr_model.reader import load  # noqa: E402
 
-pages = doc_pages(512)
-r = load(device="cuda", views={}, mode="grid", batch_size=128, compile="--compile" in sys.argv)
+pages = doc_pages(int(next((a.split("=")[1] for a in sys.argv if a.startswith("--pages=")), 512)))
+r = load(device="cuda", views={}, mode="grid", batch_size=128, compile="--compile" in sys.argv or "--graphs" in sys.argv)
 r._ahead = False if "--threads" in sys.argv else None
+r._compile_mode = "reduce-overhead" if "--graphs" in sys.argv else None
 for tier in ("base", "tiny"):
     ims = [as_stored(p.image, "base") for p in pages]
     ims = [archived(im if tier == "base" else page_at_tier(im, tier), tier) for im in ims]
