@@ -81,6 +81,7 @@ def main(argv=None) -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true", help="skip the encoder folded, pixels, inline and reference rows")
     ap.add_argument("--compile", action="store_true", help="also the readers with compile=True (torch.compile)")
+    ap.add_argument("--own-only", action="store_true", help="only the own-view readers (no views, rows, threads rows)")
     args = ap.parse_args(argv)
 
     import torch
@@ -147,10 +148,11 @@ def main(argv=None) -> None:
         threads = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
                                 compile=args.compile)
         threads._ahead = False
-        row.update({"read own": rate(lambda: own.read(ims, tier)),
-                    "read own threads" + (" compiled" if args.compile else ""): rate(lambda: threads.read(ims, tier)),
-                    "read views": rate(lambda: views.read(ims, tier)),
-                    "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))})
+        row["read own"] = rate(lambda: own.read(ims, tier))
+        if not args.own_only:
+            row.update({"read own threads" + (" compiled" if args.compile else ""): rate(lambda: threads.read(ims, tier)),
+                        "read views": rate(lambda: views.read(ims, tier)),
+                        "read rows": rate(lambda: own.read(ims, tier, rows=[[4, 5, 6]] * len(ims)))})
         if args.compile:
             torch._dynamo.config.recompile_limit = 64  # every reader here shares the model's graphs (3 modes x sizes)
             own_c = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid", compile=True)
@@ -162,9 +164,10 @@ def main(argv=None) -> None:
             row.update({"encoder compiled": rate(lambda: encoder_compiled(own_c)),
                         "encoder graphs": rate(lambda: encoder_compiled(own_g)),
                         "read own compiled": rate(lambda: own_c.read(ims, tier)),
-                        "read own graphs": rate(lambda: own_g.read(ims, tier)),
-                        "read views compiled": rate(lambda: views_c.read(ims, tier)),
-                        "read views graphs": rate(lambda: views_g.read(ims, tier))})
+                        "read own graphs": rate(lambda: own_g.read(ims, tier))})
+            if not args.own_only:
+                row.update({"read views compiled": rate(lambda: views_c.read(ims, tier)),
+                            "read views graphs": rate(lambda: views_g.read(ims, tier))})
         if args.device.startswith("cuda"):
             row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
         got = own.read(ims[:8], tier)

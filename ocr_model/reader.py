@@ -123,6 +123,7 @@ def shipped_model_dir() -> Path | None:
 
 READ_MODES = ("auto", "grid", "decoder")
 _FILL_THREADS = max(2, min(8, os.cpu_count() or 2))  # threads that copy a batch's pages out of Pillow (_fill)
+_AHEAD_DEPTH = 2  # batches read's queued path keeps on the device before it finishes the oldest (read)
 DEFAULT_VIEWS = {"base": 0.5, "small": 1.0, "tiny": 0.5}  # besides the page's own tier, at weight 1
 CALIBRATION_FILE = "calibration.json"  # beside a checkpoint: {"curves": {tier: {"score", "a", "b"}}}
 SCORES = ("mean", "prod", "min")
@@ -740,8 +741,9 @@ class OpticalReader:
         done: list[tuple[list[int], Any, dict[int, Reading], int]] = []  # per batch: grid pages, their readings, decoded
         several = len(images) > self.batch_size  # overlap pays from the second batch on
         cuda = self.model.device.type == "cuda"
-        # on a GPU each batch's device work is queued before the previous batch's host side runs on this thread
-        # (_queue_batch): the device never waits for the host, and no worker thread holds the GIL meanwhile
+        # on a GPU each batch's device work is queued before an earlier batch's host side runs on this thread
+        # (_queue_batch, _AHEAD_DEPTH batches ahead): the device need not wait for the host, and no worker thread
+        # holds the GIL meanwhile
         ahead = (self.overlap and several and tokens is None and self.mode != "decoder" and not self.exact_views
                  and (cuda if self._ahead is None else self._ahead))
         pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several and not ahead else None
@@ -752,24 +754,22 @@ class OpticalReader:
         try:
             with self._lock, self._torch.inference_mode():
                 nxt = stager.submit(self._stage, images[: self.batch_size], tier, 0) if stager else None
-                queued = None
+                queued: list[tuple] = []  # batches on the device, not yet finished (at most _AHEAD_DEPTH)
                 for b, s in enumerate(starts):
                     chunk, staged = images[s : s + self.batch_size], nxt
                     if stager is not None and b + 1 < len(starts):
                         nxt = stager.submit(self._stage, images[starts[b + 1] : starts[b + 1] + self.batch_size],
                                             tier, (b + 1) % 2)
                     chunk_rows = None if rows is None else rows[s : s + self.batch_size]
-                    if ahead:  # this batch queued on the device, then the previous one finished
-                        q = self._queue_batch(chunk, tier, chunk_rows, staged)
-                        if queued is not None:
-                            done.append(self._finish_batch(queued))
-                        queued = q
+                    if ahead:  # this batch queued on the device, then the oldest finished once enough are queued
+                        queued.append(self._queue_batch(chunk, tier, chunk_rows, staged))
+                        if len(queued) > _AHEAD_DEPTH:
+                            done.append(self._finish_batch(queued.pop(0)))
                         continue
                     done.append(self._read_batch(chunk, tier, chunk_rows,
                                                  None if tokens is None else tokens[s : s + self.batch_size], pool,
                                                  staged))
-                if queued is not None:
-                    done.append(self._finish_batch(queued))
+                done += [self._finish_batch(q) for q in queued]
         finally:
             for ex in (pool, stager):
                 if ex is not None:
