@@ -23,7 +23,7 @@ reads them (`archived`). For each tier, in one run:
     read own compiled, read views compiled   read own / read views with compile=True (--compile; the first,
                   untimed pass compiles)
     encoder graphs, read own graphs, read views graphs   the same compiled with torch.compile's
-                  mode="reduce-overhead" (CUDA graphs: one launch per batch; OpticalReader._compile_mode)
+                  mode="reduce-overhead" (CUDA graphs: one launch per batch; OpticalReader(compile="reduce-overhead"))
     read own threads  read own (compiled with --compile) on the worker-thread path instead of the queued one
                   (OpticalReader._ahead = False: each batch waited for, its host side on a worker thread while
                   the next batch is read; the default on a GPU queues each batch's device work first and makes
@@ -157,10 +157,10 @@ def main(argv=None) -> None:
             torch._dynamo.config.recompile_limit = 64  # every reader here shares the model's graphs (3 modes x sizes)
             own_c = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid", compile=True)
             views_c = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid", compile=True)
-            own_g = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid", compile=True)
-            views_g = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid", compile=True)
-            for r in (own_g, views_g):
-                r._compile_mode = "reduce-overhead"
+            own_g = OpticalReader(model, tok, glyph_heads=heads, views={}, batch_size=args.batch, mode="grid",
+                                  compile="reduce-overhead")
+            views_g = OpticalReader(model, tok, glyph_heads=heads, batch_size=args.batch, mode="grid",
+                                    compile="reduce-overhead")
             row.update({"encoder compiled": rate(lambda: encoder_compiled(own_c)),
                         "encoder graphs": rate(lambda: encoder_compiled(own_g)),
                         "read own compiled": rate(lambda: own_c.read(ims, tier)),

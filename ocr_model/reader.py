@@ -123,6 +123,7 @@ def shipped_model_dir() -> Path | None:
 
 READ_MODES = ("auto", "grid", "decoder")
 _FILL_THREADS = max(2, min(8, os.cpu_count() or 2))  # threads that copy a batch's pages out of Pillow (_fill)
+GPU_BATCH = 128  # OpticalReader's batch_size on a GPU unless given
 _AHEAD_DEPTH = 2  # batches read's queued path keeps on the device before it finishes the oldest (read)
 DEFAULT_VIEWS = {"base": 0.5, "small": 1.0, "tiny": 0.5}  # besides the page's own tier, at weight 1
 CALIBRATION_FILE = "calibration.json"  # beside a checkpoint: {"curves": {tier: {"score", "a", "b"}}}
@@ -184,7 +185,7 @@ class OpticalReader:
         max_unknown: float = 0.5,
         views: Mapping[str, float] | None = None,
         max_new_tokens: int | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         name: str = "ocr_model",
         top_k: int = 8,
         exact_views: bool = False,
@@ -192,7 +193,7 @@ class OpticalReader:
         overlap: bool | None = None,
         fused: bool | None = None,
         fold_bias: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         import torch
 
@@ -215,6 +216,12 @@ class OpticalReader:
         bad = {t: w for t, w in views.items() if t not in TIERS or not w >= 0}
         if bad:
             raise ValueError(f"views maps tier names ({', '.join(TIERS)}) to weights >= 0; got {bad}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size is the pages read per forward pass, an int >= 1 (None: 4 on a CPU, "
+                             f"{GPU_BATCH} on a GPU); got {batch_size!r}")
+        # pages per forward pass: on a GPU large batches keep the device busy (the figures in docs/benchmarks.md
+        # are at 128), on a CPU small ones keep a recall's latency low
+        batch_size = batch_size or (4 if model.device.type == "cpu" else GPU_BATCH)
         self.mode, self.max_unknown, self.batch_size, self.name = mode, max_unknown, batch_size, name
         self.views = views
         # the grid reader keeps each view's top_k classes per cell (fast); exact_views keeps all (reference)
@@ -234,11 +241,15 @@ class OpticalReader:
         # or added as the (N, N) table (default): eager on one H200 the table ran faster (base 2,343 vs 2,114
         # pages/s, session 12), the fold is for compilers and kernels that take no bias
         self.fold_bias = bool(fold_bias)
-        # the encoder under torch.compile (opt-in: ~20 s per page size on first use, then 1.8x the eager encoder
-        # on one H200, session 12); batches are padded to batch_size so each tier compiles once
+        # the encoder under torch.compile (opt-in: ~20 s per page size on first use, then 2.3x the eager encoder
+        # on one H200, sessions 12-13); batches are padded to batch_size so each tier compiles once. A string is
+        # torch.compile's mode: "reduce-overhead" replays CUDA graphs (one launch per batch)
+        if not isinstance(compile, (bool, str)):
+            raise ValueError(f"compile is True, False or a torch.compile mode ('default', 'reduce-overhead', "
+                             f"'max-autotune'); got {compile!r}")
         self.compile = bool(compile)
         self._compile_backend = "inductor"
-        self._compile_mode: str | None = None  # torch.compile's mode; "reduce-overhead": CUDA graphs (benchmarks)
+        self._compile_mode: str | None = compile if isinstance(compile, str) else None
         # (pages, side, slot) -> (pinned uint8 buffer, its upload's event); slot 0/1: the batches staged in turn
         # by `read` (the next batch's pages are copied in while the device reads this one), "direct": the rest
         self._pins: dict[tuple[int, int, Any], tuple[Any, Any]] = {}
@@ -744,7 +755,7 @@ class OpticalReader:
         # on a GPU each batch's device work is queued before an earlier batch's host side runs on this thread
         # (_queue_batch, _AHEAD_DEPTH batches ahead): the device need not wait for the host, and no worker thread
         # holds the GIL meanwhile
-        ahead = (self.overlap and several and tokens is None and self.mode != "decoder" and not self.exact_views
+        ahead = (self.overlap and several and self.mode != "decoder" and not self.exact_views
                  and (cuda if self._ahead is None else self._ahead))
         pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several and not ahead else None
         # on a GPU the next batch's pixels are copied into a pinned buffer while the device reads this one
@@ -762,7 +773,8 @@ class OpticalReader:
                                             tier, (b + 1) % 2)
                     chunk_rows = None if rows is None else rows[s : s + self.batch_size]
                     if ahead:  # this batch queued on the device, then the oldest finished once enough are queued
-                        queued.append(self._queue_batch(chunk, tier, chunk_rows, staged))
+                        queued.append(self._queue_batch(chunk, tier, chunk_rows, staged,
+                                                        None if tokens is None else tokens[s : s + self.batch_size]))
                         if len(queued) > _AHEAD_DEPTH:
                             done.append(self._finish_batch(queued.pop(0)))
                         continue
@@ -810,31 +822,43 @@ class OpticalReader:
                     d[view] = g
         return out
 
-    def _queue_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, staged: Any) -> tuple:
-        """A batch's device work queued (encoders, glyph readout, the cells' copy to pinned host memory), nothing
-        waited for: what `_finish_batch` needs to make its Readings."""
+    def _queue_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, staged: Any,
+                     kept: Sequence[dict[str, np.ndarray]] | None = None) -> tuple:
+        """A batch's device work queued (encoders, glyph readout, the cells' copy to pinned host memory, and with
+        `kept`, the token cache's dicts: the grids encoded here, copied back as float16), nothing waited for:
+        what `_finish_batch` needs to make its Readings."""
         torch = self._torch
-        encoded: dict[str, Any] = {}
+        cuda = self.model.device.type == "cuda"
+
+        def back(t: Any) -> Any:  # on a GPU: into pinned memory as the device gets to it
+            if not cuda:
+                return t
+            return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+
+        encoded: dict[str, Any] = self._kept_grids(kept) if kept is not None else {}
+        given = set(encoded)
         views = self._batch_views(tier)
         cls, conf, flats = self._cells_queued(chunk, tier, views, encoded, chunk_rows, staged, wait=False)
         counts = torch.stack([n for _, n, _, _ in flats]) if flats else torch.zeros(0, dtype=torch.long)
-        cuda = self.model.device.type == "cuda"
-        if cuda:  # the cells come back into pinned memory as the device gets to them
-            cls, conf, counts = (torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
-                                 for t in (cls, conf, counts))
+        host = back(cls), back(conf), back(counts)
+        grids = {v: back(encoded[v].to(torch.float16)) for v in set(encoded) - given} if kept is not None else {}
         event = torch.cuda.Event() if cuda else None
         if event is not None:
             event.record()
-        return chunk, tier, chunk_rows, views, encoded, (cls, conf, counts), flats, event
+        return chunk, tier, chunk_rows, views, encoded, host, flats, event, kept, grids
 
     def _finish_batch(self, queued: tuple) -> tuple[list[int], Any, dict[int, Reading], int]:
-        """`_read_batch`'s result for a batch `_queue_batch` queued, once the device has read it. A batch whose
-        flat cells outnumbered the read-again budget is read again, waiting (its token grids are kept)."""
+        """`_read_batch`'s result for a batch `_queue_batch` queued, once the device has read it (the grids it
+        encoded handed back to the token cache's dicts). A batch whose flat cells outnumbered the read-again
+        budget is read again, waiting (its token grids are kept)."""
         from ocr_model.page import COLS, ROWS
 
-        chunk, tier, chunk_rows, views, encoded, (cls, conf, counts), flats, event = queued
+        chunk, tier, chunk_rows, views, encoded, (cls, conf, counts), flats, event, kept, grids = queued
         if event is not None:
             event.synchronize()
+        for view, g in grids.items():  # (b, h, w, D) float16 on the host
+            for d, one in zip(kept, g.numpy()):
+                d[view] = one
         over = False
         for (grid, _, budget, P), n in zip(flats, counts.tolist()):
             self._flat_share[grid] = max(self._flat_share.get(grid, 0.0), n / max(P, 1))
@@ -882,7 +906,7 @@ class OpticalReader:
             if len({g.shape for g in grids}) != 1 or grids[0].ndim != 3:
                 raise ValueError(f"tokens[{view!r}]: every kept grid must be one (h, w, D) array of the same shape; "
                                  f"got {sorted({g.shape for g in grids})}")
-            out[view] = torch.from_numpy(np.stack(grids)).to(self.model.device, dtype)  # (b, h, w, D)
+            out[view] = self._to_device(torch.from_numpy(np.stack(grids))).to(dtype)  # (b, h, w, D)
         return out
 
     def count_tokens(self, text: str) -> int:

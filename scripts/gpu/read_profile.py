@@ -21,9 +21,9 @@ from ocr_model.page.codec import as_stored  # noqa: E402
 from ocr_model.reader import load  # noqa: E402
 
 pages = doc_pages(int(next((a.split("=")[1] for a in sys.argv if a.startswith("--pages=")), 512)))
-r = load(device="cuda", views={}, mode="grid", batch_size=128, compile="--compile" in sys.argv or "--graphs" in sys.argv)
+r = load(device="cuda", views={}, mode="grid", batch_size=128,
+         compile="reduce-overhead" if "--graphs" in sys.argv else "--compile" in sys.argv)
 r._ahead = False if "--threads" in sys.argv else None
-r._compile_mode = "reduce-overhead" if "--graphs" in sys.argv else None
 for tier in ("base", "tiny"):
     ims = [as_stored(p.image, "base") for p in pages]
     ims = [archived(im if tier == "base" else page_at_tier(im, tier), tier) for im in ims]

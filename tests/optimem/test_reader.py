@@ -417,8 +417,9 @@ def test_views_resampled_on_the_device_read_as_pillows_do(tiny_model_dir):
 
 
 def test_the_queued_path_reads_like_inline_and_reads_a_batch_again_past_its_budget(tiny_model_dir, monkeypatch):
-    """read's queued path (a GPU's default; forced here): every batch's cells stay on the device until the next
-    batch is queued; whole pages and rows= spans read as inline. A batch whose flat cells outnumber the
+    """read's queued path (a GPU's default; forced here): every batch's cells stay on the device until later
+    batches are queued; whole pages, rows= spans and the token cache's grids (handed back, then read from) as
+    inline. A batch whose flat cells outnumber the
     read-again budget (the count comes back with its cells) is read again, waiting, to the same result."""
     import ocr_model.glyph_readout as gr
     from ocr_model.glyphs import make_glyph_heads
@@ -437,6 +438,13 @@ def test_the_queued_path_reads_like_inline_and_reads_a_batch_again_past_its_budg
         ref, got = inline.read(ims, "small", rows=r), queued.read(ims, "small", rows=r)
         assert [x.text for x in got] == [x.text for x in ref]
         assert all(np.array_equal(a.cells, b.cells) and a.confidence == b.confidence for a, b in zip(got, ref))
+    kept_inline, kept_queued = [{} for _ in ims], [{} for _ in ims]  # the token cache's dicts, filled by the reads
+    ref, got = inline.read(ims, "small", tokens=kept_inline), queued.read(ims, "small", tokens=kept_queued)
+    assert [x.text for x in got] == [x.text for x in ref]
+    assert all(set(a) == {"base", "small"} == set(b) and all(np.array_equal(a[v], b[v]) for v in a)
+               for a, b in zip(kept_inline, kept_queued))
+    again = queued.read(ims, "small", tokens=kept_queued)  # from the kept grids: no encoder
+    assert [x.text for x in again] == [x.text for x in inline.read(ims, "small", tokens=kept_inline)]
     top = gr.top_classes
 
     def short_budget(*a, again=None, **k):  # every batch's count past its budget: each is read again
@@ -490,3 +498,21 @@ def test_a_compiled_encoder_pads_short_batches_and_reads_as_the_eager_one(tiny_m
     again = compiled.read(ims, "base")
     assert shapes == [4, 4]  # the short batch of 2 went in padded to 4, and came back as 2 pages
     assert [r.text for r in again] == [r.text for r in ref]
+
+
+def test_batch_size_and_compile_are_checked_and_default_by_device(tiny_model_dir):
+    """batch_size None: 4 on a CPU (a GPU reader takes GPU_BATCH); compile takes a bool or a torch.compile
+    mode, kept for the compiled encoder; bad values name what to pass."""
+    from ocr_model.reader import GPU_BATCH
+
+    model, tok = load_pretrained(tiny_model_dir)
+    assert OpticalReader(model, tok).batch_size == 4 and OpticalReader(model, tok, batch_size=9).batch_size == 9
+    assert GPU_BATCH == 128
+    graphs = OpticalReader(model, tok, compile="reduce-overhead")
+    assert graphs.compile and graphs._compile_mode == "reduce-overhead"
+    assert OpticalReader(model, tok, compile=True)._compile_mode is None and not OpticalReader(model, tok).compile
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            OpticalReader(model, tok, batch_size=bad)
+    with pytest.raises(ValueError, match="torch.compile mode"):
+        OpticalReader(model, tok, compile=1.0)
