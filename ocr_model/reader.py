@@ -757,7 +757,8 @@ class OpticalReader:
         # holds the GIL meanwhile
         ahead = (self.overlap and several and self.mode != "decoder" and not self.exact_views
                  and (cuda if self._ahead is None else self._ahead))
-        pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if self.overlap and several and not ahead else None
+        threads = self.overlap and several and not ahead  # the worker-thread path: the host side on two threads
+        pool = ThreadPoolExecutor(2, thread_name_prefix="optical-read") if threads else None
         # on a GPU the next batch's pixels are copied into a pinned buffer while the device reads this one
         stager = (ThreadPoolExecutor(1, thread_name_prefix="optical-stage")
                   if (pool is not None or ahead) and cuda and self.mode != "decoder" else None)
@@ -838,9 +839,11 @@ class OpticalReader:
         encoded: dict[str, Any] = self._kept_grids(kept) if kept is not None else {}
         given = set(encoded)
         views = self._batch_views(tier)
-        cls, conf, flats = self._cells_queued(chunk, tier, views, encoded, chunk_rows, staged, wait=False)
-        counts = torch.stack([n for _, n, _, _ in flats]) if flats else torch.zeros(0, dtype=torch.long)
-        host = back(cls), back(conf), back(counts)
+        host, flats = None, []  # no glyph view (a checkpoint without heads): the decoder reads the batch
+        if views:
+            cls, conf, flats = self._cells_queued(chunk, tier, views, encoded, chunk_rows, staged, wait=False)
+            counts = torch.stack([n for _, n, _, _ in flats]) if flats else torch.zeros(0, dtype=torch.long)
+            host = back(cls), back(conf), back(counts)
         grids = {v: back(encoded[v].to(torch.float16)) for v in set(encoded) - given} if kept is not None else {}
         event = torch.cuda.Event() if cuda else None
         if event is not None:
@@ -853,12 +856,15 @@ class OpticalReader:
         budget is read again, waiting (its token grids are kept)."""
         from ocr_model.page import COLS, ROWS
 
-        chunk, tier, chunk_rows, views, encoded, (cls, conf, counts), flats, event, kept, grids = queued
+        chunk, tier, chunk_rows, views, encoded, host, flats, event, kept, grids = queued
         if event is not None:
             event.synchronize()
         for view, g in grids.items():  # (b, h, w, D) float16 on the host
             for d, one in zip(kept, g.numpy()):
                 d[view] = one
+        if host is None:
+            return self._batch_readings(chunk, tier, encoded, None, None)
+        cls, conf, counts = host
         over = False
         for (grid, _, budget, P), n in zip(flats, counts.tolist()):
             self._flat_share[grid] = max(self._flat_share.get(grid, 0.0), n / max(P, 1))

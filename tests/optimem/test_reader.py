@@ -445,6 +445,10 @@ def test_the_queued_path_reads_like_inline_and_reads_a_batch_again_past_its_budg
                for a, b in zip(kept_inline, kept_queued))
     again = queued.read(ims, "small", tokens=kept_queued)  # from the kept grids: no encoder
     assert [x.text for x in again] == [x.text for x in inline.read(ims, "small", tokens=kept_inline)]
+    no_heads = OpticalReader(model, tok, max_new_tokens=4, batch_size=2, overlap=True)  # mode auto: the decoder
+    no_heads._ahead = True
+    assert [r.text for r in no_heads.read(ims[:5], "small")] == [
+        r.text for r in OpticalReader(model, tok, max_new_tokens=4, batch_size=2, overlap=False).read(ims[:5], "small")]
     top = gr.top_classes
 
     def short_budget(*a, again=None, **k):  # every batch's count past its budget: each is read again
