@@ -3,7 +3,7 @@ batch 128, on the device; top functions by own and by cumulative time. The defau
 worker-thread path (OpticalReader._ahead = False). --syncs: instead, where a read waits for the device (each
 synchronizing call under torch.cuda.set_sync_debug_mode, with the reader's frames of its stack), counted.
 --compile / --graphs: the encoder compiled (torch.compile's default mode / reduce-overhead, CUDA graphs).
-    python3 scripts/gpu/read_profile.py [--threads | --syncs] [--compile | --graphs] [--pages=512]"""
+    python3 scripts/gpu/read_profile.py [--threads | --syncs] [--compile | --graphs] [--pages=512] [--tiers=base,tiny]"""
 import collections
 import cProfile
 import pstats
@@ -24,7 +24,8 @@ pages = doc_pages(int(next((a.split("=")[1] for a in sys.argv if a.startswith("-
 r = load(device="cuda", views={}, mode="grid", batch_size=128,
          compile="reduce-overhead" if "--graphs" in sys.argv else "--compile" in sys.argv)
 r._ahead = False if "--threads" in sys.argv else None
-for tier in ("base", "tiny"):
+tiers = next((a.split("=")[1] for a in sys.argv if a.startswith("--tiers=")), "base,tiny").split(",")
+for tier in tiers:
     ims = [as_stored(p.image, "base") for p in pages]
     ims = [archived(im if tier == "base" else page_at_tier(im, tier), tier) for im in ims]
     r.read(ims, tier)
@@ -49,5 +50,5 @@ for tier in ("base", "tiny"):
     r.read(ims, tier)
     pr.disable()
     print("=====", tier)
-    pstats.Stats(pr).sort_stats("tottime").print_stats(22)
-    pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
+    pstats.Stats(pr).sort_stats("tottime").print_stats(15)
+    pstats.Stats(pr).sort_stats("cumulative").print_stats(22)

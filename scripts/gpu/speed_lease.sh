@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Device calls for issue 13's read speed, after session 12's changes (folded SAM bias, views resampled on the
-# device, Latin-safe homoglyph shortcut, threaded pixel fill). The shipped weights travel as .cw/w.tar.xz
+# Device calls for issue 13's read speed (sessions 12-13: the queued read path, copy_pixels, CUDA graphs;
+# docs/benchmarks.md "Read path on one H200"). The shipped weights travel as .cw/w.tar.xz
 # (`bash scripts/gpu/pack_weights.sh`, the weights moved out of the tree), pytest as .wheels; carry [".cw", ".wheels"]:
 #   bash scripts/gpu/speed_lease.sh check [pages]   encoder variants (+ compile), GPU tests, and the GPU default
 #                                                   (bf16, fused, folded, device views) against the reference
 #                                                   (fp32, reference readout, table bias, Pillow views) on doc pages
 #   [BATCH=128 TIERS=base,small,tiny] bash scripts/gpu/speed_lease.sh speed [pages]   benchmarks/read_speed.py
-#   bash scripts/gpu/speed_lease.sh profile         where a read waits for the device, cProfile of the queued and the
-#                                                   worker-thread paths
+#   bash scripts/gpu/speed_lease.sh profile         where a read waits for the device, then cProfile of the queued
+#                                                   path at tiny, CUDA graphs, 2,048 pages (where the host time goes)
 set -u
 WHAT=${1:-check}
 PAGES=${2:-300}
@@ -17,7 +17,9 @@ if [ ! -f ocr_model/weights/optimem-small/config.json ]; then
 fi
 python3 -c "import torch, PIL; print('torch', torch.__version__, 'pillow', PIL.__version__, torch.cuda.get_device_name())"
 if [ "$WHAT" = profile ]; then
-  for m in --syncs "" --threads; do timeout 200 python3 scripts/gpu/read_profile.py $m 2>&1 | grep -v Warn | sed -e 's/  */ /g'; done
+  timeout 150 python3 scripts/gpu/read_profile.py --syncs 2>&1 | grep -A12 "=====" | grep -v Warn
+  timeout 200 python3 scripts/gpu/read_profile.py --graphs --pages=2048 --tiers=tiny 2>&1 | grep -v Warn | sed -e 's/  */ /g' \
+    | grep -v "^ *$"
   exit 0
 fi
 if [ "$WHAT" = speed ]; then
