@@ -45,6 +45,7 @@ __all__ = ["CAP", "block_topk", "candidate_logits", "fused_available", "padded",
 
 BLOCK_C = 128  # classes per tile (and per block of the block maxima)
 CAP = 64  # candidates kept per cell by pass 2
+AGAIN_STEP = 8192  # cells read again per float32 matrix product (8,192 x 17,152 logits: 562 MB)
 CUT = 40.0  # nats below a cell's running max under which a block's exps are skipped (pass 1)
 MARGIN = 25.0  # nats below a cell's best logit under which no class is a candidate (p < 1.4e-11)
 LOG2E = 1.4426950408889634
@@ -247,6 +248,15 @@ def _kernels() -> dict[str, Any]:
     return _KERNELS
 
 
+def _exact_top(f: torch.Tensor, rows: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int) -> tuple[Any, Any]:
+    """The k largest float32 logits (sorted) and their classes of the cells `rows` (n,) of f, by plain matrix
+    products of AGAIN_STEP cells at a time (a page of noise may make every cell flat)."""
+    wf = w.float().t()  # (E, C')
+    parts = [torch.addmm(b[None, :], f[rows[a : a + AGAIN_STEP]].float(), wf).topk(k, dim=-1)
+             for a in range(0, rows.numel(), AGAIN_STEP)]  # (n', C') float32 logits -> (n', k) each
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 128, warps: int = 8,
            parts: dict | None = None, again: int | None = None) -> tuple[Any, ...]:
     """The two-pass kernel (module doc); w (C', E) padded to a multiple of 128, b float32 (C',). `parts`: a dict
@@ -278,15 +288,14 @@ def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 
     if again is not None:  # no wait: the R cells with the most candidates read again, the flat ones kept
         flat = cnt > CAP  # (P,)
         sel = cnt.topk(min(max(int(again), 1), P)).indices  # (R,): every flat cell, if there are at most R
-        ev, ei = torch.addmm(b[None, :], f[sel].float(), w.float().t()).topk(k, dim=-1)  # (R, k) float32
+        ev, ei = _exact_top(f, sel, w, b, k)  # (R, k) float32, (R, k)
         keep = flat[sel, None]  # (R, 1)
         v[sel], i[sel] = torch.where(keep, ev, v[sel]), torch.where(keep, ei, i[sel])
         return v, i, lse, flat.sum()
     bad = (cnt > CAP).nonzero().squeeze(1)  # more than CAP candidates (a flat distribution): read again exactly
     mark("topk")
     if bad.numel():
-        logits = torch.addmm(b[None, :], f[bad].float(), w.float().t())  # (n, C') float32
-        v[bad], i[bad] = logits.topk(k, dim=-1)
+        v[bad], i[bad] = _exact_top(f, bad, w, b, k)
     mark("again")
     if parts is not None:
         parts["read again"] = int(bad.numel())

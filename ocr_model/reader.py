@@ -540,9 +540,11 @@ class OpticalReader:
     def _read_again_budget(self, grid: int, cells: int) -> int:
         """How many cells the queued readout reads again in float32 (glyph_readout.top_classes(again=)): twice
         the largest share of flat cells seen at this grid (base pages had 0.7% of 364,800 cells in session 11,
-        tiny 0.03%), 1/64 before any was seen, and at least 512."""
+        tiny 0.03%), 1/64 before any was seen, at least 512 and at most 1/16 of the cells (past that a batch is
+        read again waiting: one batch of noise pages does not make every later batch read all its cells twice)."""
         share = self._flat_share.get(grid)
-        return min(cells, 512 + int(cells * (2 * share if share is not None else 1 / 64)))
+        want = 512 + int(cells * (2 * share if share is not None else 1 / 64))
+        return min(cells, want, max(512, cells // 16))
 
     def _to_device(self, t: Any) -> Any:
         """A host tensor on the model's device without waiting for it (a pageable upload waits for the queue)."""

@@ -132,3 +132,14 @@ def test_fused_kernel_on_the_gpu(dtype):
     assert (v - ev).abs().max() < 1e-3  # random logits: every top-8 class lies within MARGIN of the best
     assert (i[9:] == ei[9:]).float().mean() > 0.999  # near-ties may swap places between float orders
     assert torch.allclose(v[7:9], ev[7:9], atol=1e-4) and (lse - torch.logsumexp(exact, -1)).abs().max() < 1e-3
+
+
+def test_cells_read_again_in_steps_are_read_as_in_one(monkeypatch):
+    """The float32 re-read of flat cells (_exact_top) goes AGAIN_STEP cells at a time: the same top k."""
+    f, w, b = _case()
+    rows = torch.tensor([0, 7, 8, 42, 299, 3, 150])
+    monkeypatch.setattr(gr, "AGAIN_STEP", 3)
+    v, i = gr._exact_top(f, rows, w, b, 8)
+    rv, ri = torch.addmm(b[None, :], f[rows], w.t()).topk(8, dim=-1)
+    # the same values up to the matrix product's rounding (it may block n rows differently), the same classes
+    assert torch.allclose(v, rv, atol=1e-5) and torch.equal(i[[0, 3, 4, 5, 6]], ri[[0, 3, 4, 5, 6]])  # 7, 8: ties

@@ -445,6 +445,9 @@ def test_the_queued_path_reads_like_inline_and_reads_a_batch_again_past_its_budg
                for a, b in zip(kept_inline, kept_queued))
     again = queued.read(ims, "small", tokens=kept_queued)  # from the kept grids: no encoder
     assert [x.text for x in again] == [x.text for x in inline.read(ims, "small", tokens=kept_inline)]
+    assert queued._read_again_budget(16, 364800) == 512 + 364800 * 2 * queued._flat_share[16]  # learned share
+    queued._flat_share[16] = 1.0  # a batch of noise pages: every cell flat
+    assert queued._read_again_budget(16, 364800) == 364800 // 16  # capped: later batches read again waiting
     no_heads = OpticalReader(model, tok, max_new_tokens=4, batch_size=2, overlap=True)  # mode auto: the decoder
     no_heads._ahead = True
     assert [r.text for r in no_heads.read(ims[:5], "small")] == [
