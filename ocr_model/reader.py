@@ -259,7 +259,7 @@ class OpticalReader:
         # the other views of a page resampled on the device (_encode_views; on a CPU Pillow is the faster)
         self._device_resample = model.device.type == "cuda"
         # read's queued path on a GPU (`_queue_batch`): each batch's device work queued, nothing waited for,
-        # before the previous batch's host side; False: the worker-thread path (benchmarks compare them);
+        # before an earlier batch's host side (_AHEAD_DEPTH); False: the worker-thread path (benchmarks compare them);
         # True forces it on a CPU (tests)
         self._ahead: bool | None = None
         self._flat_share: dict[int, float] = {}  # grid -> the largest share of flat cells seen (_read_again_budget)
@@ -467,8 +467,8 @@ class OpticalReader:
         by page in reading order, and per view (grid, its count of flat cells, the read-again budget, cells).
         wait=False: nothing here waits for the device (read's queued path): the fused readout reads flat cells
         again within a budget (glyph_readout.top_classes(again=)) and the counts tell whether it sufficed;
-        wait=True: every flat cell read again (the counts are None). The whole batch goes through tensor ops,
-        one per step."""
+        wait=True: every flat cell read again, waiting (no counts: the list is empty). The whole batch goes
+        through tensor ops, one per step."""
         from functools import partial
 
         from ocr_model.glyph_readout import candidate_logits, top_classes
@@ -819,10 +819,7 @@ class OpticalReader:
         cells = self._grid_cells(chunk, tier, views, encoded, chunk_rows, staged) if views else None
         out = self._batch_readings(chunk, tier, encoded, cells, pool)
         if kept is not None:  # hand back what was encoded here: float16 on the host, per image
-            for view in set(encoded) - given:
-                grids = encoded[view].to(self._torch.float16).cpu().numpy()  # (b, h, w, D)
-                for d, g in zip(kept, grids):
-                    d[view] = g
+            _hand_back(kept, {v: encoded[v].to(self._torch.float16).cpu() for v in set(encoded) - given})
         return out
 
     def _queue_batch(self, chunk: Sequence[Image.Image], tier: str, chunk_rows: Any, staged: Any,
@@ -861,9 +858,7 @@ class OpticalReader:
         chunk, tier, chunk_rows, views, encoded, host, flats, event, kept, grids = queued
         if event is not None:
             event.synchronize()
-        for view, g in grids.items():  # (b, h, w, D) float16 on the host
-            for d, one in zip(kept, g.numpy()):
-                d[view] = one
+        _hand_back(kept, grids)
         if host is None:
             return self._batch_readings(chunk, tier, encoded, None, None)
         cls, conf, counts = host
@@ -919,6 +914,14 @@ class OpticalReader:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
+
+
+def _hand_back(kept: Sequence[dict[str, np.ndarray]] | None, grids: Mapping[str, Any]) -> None:
+    """kept[i][view] = grids[view][i]: a batch's token grids ((b, h, w, D) float16 host tensors, by view) handed
+    back per image to the token cache's dicts."""
+    for view, g in grids.items():
+        for d, one in zip(kept, g.numpy()):
+            d[view] = one
 
 
 def _gathered(logits: Any, cand: Any) -> Any:
