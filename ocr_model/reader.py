@@ -650,21 +650,22 @@ class OpticalReader:
             cached = self._groups = self._torch.from_numpy(group_of_classes(max(n, 1))).to(device)
         return cached
 
-    def _readings(self, cls: Sequence[np.ndarray], conf: Sequence[np.ndarray]) -> list[Reading]:
-        """Per page: (ROWS, COLS) chosen shapes and their probabilities -> the Reading (homoglyphs resolved by
-        word; token counts made when first asked for). Host work only: `read` runs it on a worker thread (`overlap`)."""
-        from ocr_model.glyphs import cells_text
-        from ocr_model.page.glyphs import resolve_homoglyphs
+    def _readings(self, cls: np.ndarray, conf: np.ndarray) -> list[Reading]:
+        """A batch's (B, ROWS, COLS) chosen shapes and their probabilities -> one Reading per page (homoglyphs
+        resolved by word, texts spelled for the batch at once; token counts made when first asked for). Host
+        work only: `read` runs it on a worker thread (`overlap`). The confidence: the geometric mean of the
+        drawn cells' probabilities (every cell's on a blank page)."""
+        from ocr_model.page.glyphs import spell_pages
 
-        out = []
-        for c, p in zip(cls, conf):
-            c = resolve_homoglyphs(c)
-            drawn = c != 0
-            sel = p[drawn] if drawn.any() else p.reshape(-1)
-            confidence = float(np.exp(np.log(np.maximum(sel, 1e-12)).mean()))
-            out.append(Reading(cells_text(c), confidence, True, None, method="grid", cells=p.astype(np.float32),
-                               _count=self._counter))
-        return out
+        cls, texts = spell_pages(cls)
+        probs = np.array(conf, dtype=np.float32)  # (B, ROWS, COLS) a copy: the Readings' cells (never pinned memory)
+        logp = np.log(np.maximum(probs, 1e-12))
+        drawn = cls != 0
+        n = drawn.sum(axis=(1, 2))  # (B,)
+        total = np.where(drawn, logp, 0.0).sum(axis=(1, 2), dtype=np.float64)
+        mean = np.where(n > 0, total / np.maximum(n, 1), logp.mean(axis=(1, 2), dtype=np.float64))
+        return [Reading(text, float(c), True, None, method="grid", cells=p, _count=self._counter)
+                for text, c, p in zip(texts, np.exp(mean), probs)]
 
     @staticmethod
     def _unknown_share(cls: np.ndarray) -> np.ndarray:
@@ -884,7 +885,7 @@ class OpticalReader:
             cls, conf = cells  # (b, ROWS, COLS) each
             unknown = self._unknown_share(cls)
             grid_pages = [i for i in range(len(chunk)) if self.mode == "grid" or unknown[i] <= self.max_unknown]
-            shapes, probs = [cls[i] for i in grid_pages], [conf[i] for i in grid_pages]
+            shapes, probs = cls[grid_pages], conf[grid_pages]  # (g, ROWS, COLS) each
             grid = pool.submit(self._readings, shapes, probs) if pool is not None else self._readings(shapes, probs)
         decoded: dict[int, Reading] = {}
         taken = set(grid_pages)

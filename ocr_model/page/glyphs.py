@@ -26,8 +26,8 @@ from . import fonts
 from .geometry import CELL_H, CELL_W, COLS, MARGIN_X, MARGIN_Y, PAGE_SIZE, ROWS
 
 __all__ = ["EXTRA_CHARS", "ASCII_CLASSES", "OTHER", "WIDE_RIGHT", "S3_CLASSES", "classes", "n_classes",
-           "glyph_classes", "slot_table", "cell_slots", "cells_text", "homoglyph_groups", "group_of_classes", "resolve_homoglyphs",
-           "find_homoglyph_groups"]
+           "glyph_classes", "slot_table", "cell_slots", "cells_text", "cells_texts", "homoglyph_groups",
+           "group_of_classes", "resolve_homoglyphs", "spell_pages", "find_homoglyph_groups"]
 
 EXTRA_CHARS = (
     "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ"
@@ -122,13 +122,33 @@ def _code_points(n: int) -> np.ndarray:
 def cells_text(cells: np.ndarray) -> str:
     """(ROWS, COLS) glyph classes -> the page text as `Page.text` defines it (OTHER -> U+FFFD, WIDE_RIGHT -> ''):
     each row right-stripped of ' ', rows joined by newlines, trailing empty rows dropped. The rows are spelled
-    in one pass (code points -> UTF-32, with a newline column), then cleaned with str methods."""
+    in one pass (code points -> UTF-32, with a newline column), then cleaned with str methods (a page at a
+    time; `cells_texts` spells a batch faster)."""
     cells = np.asarray(cells)
     cps = np.zeros((cells.shape[0], cells.shape[1] + 1), dtype="<u4")  # (ROWS, COLS + 1): the last column '\n'
     cps[:, :-1] = _code_points(n_classes())[cells]
     cps[:, -1] = 10
     spelled = cps.tobytes().decode("utf-32-le").replace("\0", "")  # no class spells '\n' or NUL
     return "\n".join(r.rstrip(" ") for r in spelled.split("\n")[:-1]).rstrip("\n")
+
+
+def cells_texts(cells: np.ndarray) -> list[str]:
+    """(B, ROWS, COLS) glyph classes -> each page's `cells_text`, in one pass for the batch: the code points
+    (UTF-32) of the cells up to each row's last one that spells something other than ' ', less those that
+    spell nothing (WIDE_RIGHT), a newline after each row and U+0001 after each page (no class spells a
+    control character), decoded at once, split into pages, trailing newlines stripped."""
+    cells = np.asarray(cells)
+    B, R, C = cells.shape
+    cps = np.empty((B, R, C + 1), dtype="<u4")  # (B, ROWS, COLS + 1): the last column '\n', or U+0001 at a page's end
+    row = cps[:, :, :-1]
+    row[...] = _code_points(n_classes())[cells]
+    ink = (row | 32) != 32  # (B, R, C) cells that spell something other than ' ' (or nothing: 0)
+    end = np.where(ink.any(-1), C - ink[:, :, ::-1].argmax(-1), 0)  # (B, R) one past each row's last ink
+    keep = np.ones(cps.shape, dtype=bool)
+    keep[:, :, :-1] = (np.arange(C) < end[:, :, None]) & (row != 0)
+    cps[:, :, -1] = 10
+    cps[:, -1, -1] = 1
+    return [page.rstrip("\n") for page in cps[keep].tobytes().decode("utf-32-le").split("\x01")[:-1]]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -491,6 +511,31 @@ def resolve_homoglyphs(cells: np.ndarray, _seen: list | None = None) -> np.ndarr
                 elif _RULES["lexicon"] and spelled in lexicon:
                     row[a:b] = [index[ch] for ch in lexicon[spelled]]
     return out
+
+
+def spell_pages(cells: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(B, ROWS, COLS) classes as the heads read them -> (a new array: each page's classes through
+    `resolve_homoglyphs`, each page's text: `cells_texts` of those), in a few passes for the batch: pages of
+    ASCII classes and blanks only, and pages of Latin-safe classes whose text holds no word the Latin
+    lexicon respells, are found at once and stay as they are (resolve_homoglyphs' own shortcuts, its
+    lexicon check made on the whole page: an ASCII row never changes on a Latin page, so a word found there
+    only sends the page through the word pass, to the same result); the rest go through it page by page
+    and are spelled again."""
+    out = np.array(cells, copy=True)
+    texts = cells_texts(out)
+    _, members = _group_tables()
+    todo = np.nonzero((out > ASCII_CLASSES - 2).any(axis=(1, 2)))[0] if members else []  # a class past ASCII
+    if len(todo) and _RULES["shortcut"]:
+        keys = tuple(homoglyph_lexicon().get("LATIN LATIN", {}))
+        safe = _latin_safe(n_classes())[out[todo]].all(axis=(1, 2))  # (len(todo),)
+        stays = [bool(ok) and not any(k in texts[i] for k in keys) for i, ok in zip(todo, safe)]
+        todo = todo[~np.array(stays, dtype=bool)]
+    for i in todo:
+        out[i] = resolve_homoglyphs(out[i])
+    if len(todo):
+        for i, text in zip(todo, cells_texts(out[todo])):
+            texts[i] = text
+    return out, texts
 
 
 @cache

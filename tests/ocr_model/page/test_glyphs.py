@@ -173,3 +173,23 @@ def test_cells_text_spells_any_grid_as_joined_stripped_rows():
         cls[rng.integers(0, ROWS):] = 0
         want = "\n".join("".join(table[k] for k in row).rstrip(" ") for row in cls).rstrip("\n")
         assert G.cells_text(cls) == want
+
+
+def test_cells_texts_spells_a_batch_as_cells_text_each():
+    # the batch speller (the reader's) against the page speller: trailing spaces, wide right halves and blank
+    # cells before them, blank rows and whole blank pages, one page, none
+    rng = np.random.default_rng(4)
+    space = G.classes().index(" ")
+    for B in (0, 1, 7):
+        cls = rng.integers(0, G.n_classes(), size=(B, ROWS, COLS))
+        for b in range(B):
+            for r in rng.integers(0, ROWS, size=10):
+                cls[b, r, rng.integers(0, COLS):] = rng.choice([0, space, G.WIDE_RIGHT])
+            cls[b, rng.integers(0, ROWS):] = rng.choice([0, space])
+        if B == 7:
+            cls[3] = 0
+            cls[5, :, :] = space
+        got = G.cells_texts(cls)
+        assert got == [G.cells_text(c) for c in cls]
+        if B == 7:
+            assert got[3] == got[5] == ""

@@ -117,3 +117,35 @@ def test_the_latin_safe_shortcut_gives_what_the_word_pass_gives(monkeypatch):
         slow = G.resolve_homoglyphs(cells)
         monkeypatch.setitem(G._RULES, "shortcut", True)
         assert np.array_equal(fast, slow), G.cells_text(cells)
+
+
+def test_spell_pages_is_resolve_homoglyphs_and_cells_text_page_by_page():
+    """The reader's batch pass against the page-by-page one: Latin, Cyrillic and Greek pages read as shapes,
+    pages of ASCII only, of Latin-safe classes (with a word the Latin lexicon respells in an ASCII row, or in
+    a row of its own), and all blank, in one batch."""
+    import numpy as np
+
+    from ocr_model.page import COLS, ROWS
+    from ocr_model.page import glyphs as G
+
+    group_of = G.group_of_classes(G.n_classes())
+
+    def shapes(text: str) -> np.ndarray:
+        return group_of[G.glyph_classes(render_plain_page(text).cell_codes())]
+
+    table = G.classes()
+    key = next(iter(G.homoglyph_lexicon().get("LATIN LATIN", {"TK": ""})))
+    pages = [shapes(t) for t in ("Привет, как дела? Всё хорошо.", "Καλημέρα, τι κάνεις;", "plain ASCII, OK",
+                                 f"a table │ of 5 € and é\n{key} in its own row", f"{key} here\nand │ there",
+                                 "ОК and КВ and ABTOP", "стандарт POSIX и сигнал EPIPE")]
+    pages.append(np.zeros((ROWS, COLS), dtype=np.int64))
+    mixed = shapes("Latin words, then\nслова по-русски")
+    mixed[10, :3] = [table.index(c) for c in "中€é"]
+    pages.append(mixed)
+    cells = np.stack(pages)
+    got, texts = G.spell_pages(cells)
+    want = np.stack([G.resolve_homoglyphs(c) for c in cells])
+    assert np.array_equal(got, want)
+    assert texts == [G.cells_text(c) for c in want]
+    assert texts[0] == "Привет, как дела? Всё хорошо." and texts[1] == "Καλημέρα, τι κάνεις;"
+    assert np.array_equal(cells, np.stack(pages))  # the input is left as it was
