@@ -5,7 +5,9 @@
 #   bash scripts/gpu/speed_lease.sh check [pages]   encoder variants (+ compile), GPU tests, and the GPU default
 #                                                   (bf16, fused, folded, device views) against the reference
 #                                                   (fp32, reference readout, table bias, Pillow views) on doc pages
-#   [BATCH=128 TIERS=base,small,tiny] bash scripts/gpu/speed_lease.sh speed [pages]   benchmarks/read_speed.py
+#   [BATCH=128 TIERS=base,small,tiny OWN=1 TESTS=0] bash scripts/gpu/speed_lease.sh speed [pages]
+#                                                   benchmarks/read_speed.py (OWN=1: own-view readers only;
+#                                                   TESTS=0: without the GPU tests first)
 #   bash scripts/gpu/speed_lease.sh profile         where a read waits for the device, then cProfile of the queued
 #                                                   path at tiny, CUDA graphs, 2,048 pages (where the host time goes)
 set -u
@@ -22,12 +24,14 @@ if [ "$WHAT" = profile ]; then
     | grep -v "^ *$"
   exit 0
 fi
-if [ "$WHAT" = speed ]; then
+if [ "$WHAT" = speed ] && [ "${TESTS:-1}" = 1 ]; then
   pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | grep -v WARN | tail -1
   timeout 150 python3 -m pytest -q -p no:cacheprovider tests/optimem/test_reader.py tests/ocr_model/test_image_process.py \
     -k "gpu or overlapped or queued or copy_pixels" 2>&1 | tail -2
+fi
+if [ "$WHAT" = speed ]; then
   python3 benchmarks/read_speed.py --device cuda --pages "$PAGES" --batch "${BATCH:-128}" --tiers "${TIERS:-base,small,tiny}" \
-    --repeats 2 --quick --compile --json "$OUT/rs${BATCH:-128}.json" 2>&1 | grep -v '^ \|^{\|^}\|^W1'
+    --repeats 2 --quick --compile ${OWN:+--own-only} --json "$OUT/rs${BATCH:-128}.json" 2>&1 | grep -v '^ \|^{\|^}\|^W1'
   exit 0
 fi
 timeout 240 python3 scripts/gpu/encoder_bench.py --pages 256 --compile --json "$OUT/enc.json" 2>&1 | grep -v Warn
