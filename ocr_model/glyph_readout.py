@@ -47,7 +47,7 @@ BLOCK_C = 128  # classes per tile (and per block of the block maxima)
 CAP = 64  # candidates kept per cell by pass 2
 AGAIN_STEP = 8192  # cells read again per float32 matrix product (8,192 x 17,152 logits: 562 MB)
 CUT = 40.0  # nats below a cell's running max under which a block's exps are skipped (pass 1)
-MARGIN = 25.0  # nats below a cell's best logit under which no class is a candidate (p < 1.4e-11)
+MARGIN = 12.0  # nats below a cell's best logit under which no class is a candidate (p < 6.2e-6)
 LOG2E = 1.4426950408889634
 
 
@@ -171,21 +171,38 @@ def _kernels() -> dict[str, Any]:
     import triton.language as tl
 
     @triton.jit
-    def pass1(f_ptr, w_ptr, b_ptr, bmax_ptr, lse_ptr, thr_ptr, P, E: tl.constexpr, NB: tl.constexpr, BP: tl.constexpr,
-              BC: tl.constexpr, K: tl.constexpr, PREC: tl.constexpr, CUT_: tl.constexpr, MARGIN_: tl.constexpr):
+    def _tile_logits(f, fl, w_ptr, wl_ptr, b_ptr, cb, E: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr,
+               SPLIT: tl.constexpr):
+        """(BP, BC) float32 logits of classes cb*BC.. for the tile's features f (and their low halves fl)."""
+        cols = cb * BC + tl.arange(0, BC)
+        e = tl.arange(0, E)
+        w = tl.load(w_ptr + cols[None, :] * E + e[:, None])  # (E, BC): the weight's classes, transposed
+        x = tl.dot(f, w, input_precision=PREC)
+        if SPLIT:  # the float32 product from bf16 halves: f w + f wl + fl w (fl wl is below float32's resolution)
+            x = tl.dot(f, tl.load(wl_ptr + cols[None, :] * E + e[:, None]), x, input_precision=PREC)
+            x = tl.dot(fl, w, x, input_precision=PREC)
+        return x + tl.load(b_ptr + cols)[None, :]
+
+    globals()["_tile_logits"] = _tile_logits  # Triton finds a kernel's callees among its module's globals
+
+    @triton.jit
+    def pass1(f_ptr, fl_ptr, w_ptr, wl_ptr, b_ptr, bmax_ptr, lse_ptr, thr_ptr, P, E: tl.constexpr, NB: tl.constexpr,
+              BP: tl.constexpr, BC: tl.constexpr, K: tl.constexpr, PREC: tl.constexpr, SPLIT: tl.constexpr,
+              CUT_: tl.constexpr, MARGIN_: tl.constexpr):
         rows = tl.program_id(0) * BP + tl.arange(0, BP)  # (BP,) this tile's cells
         live = rows < P
         e = tl.arange(0, E)
         f = tl.load(f_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)  # (BP, E)
+        fl = f
+        if SPLIT:  # the features' low halves
+            fl = tl.load(fl_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)
         m = tl.full((BP,), float("-inf"), tl.float32)  # running max
         s = tl.zeros((BP,), tl.float32)  # running sum of exp(logit - m)
         # the 8 largest block maxima so far, r0 >= r1 >= ... >= r7 (an insertion network per block)
         r0 = tl.full((BP,), float("-inf"), tl.float32)
         r1, r2, r3, r4, r5, r6, r7 = r0, r0, r0, r0, r0, r0, r0
         for cb in range(0, NB):
-            cols = cb * BC + tl.arange(0, BC)
-            w = tl.load(w_ptr + cols[None, :] * E + e[:, None])  # (E, BC): classes cb*BC.. of the weight, transposed
-            x = tl.dot(f, w, input_precision=PREC) + tl.load(b_ptr + cols)[None, :]  # (BP, BC) float32 logits
+            x = _tile_logits(f, fl, w_ptr, wl_ptr, b_ptr, cb, E, BC, PREC, SPLIT)  # (BP, BC) float32
             bm = tl.max(x, 1)
             tl.store(bmax_ptr + rows * NB + cb, bm, mask=live)
             c = bm
@@ -221,20 +238,23 @@ def _kernels() -> dict[str, Any]:
         tl.store(thr_ptr + rows, tl.maximum(t, m - MARGIN_), mask=live)
 
     @triton.jit
-    def pass2(f_ptr, w_ptr, b_ptr, bmax_ptr, thr_ptr, val_ptr, idx_ptr, cnt_ptr, P, E: tl.constexpr,
-              NB: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr, CAP_: tl.constexpr):
+    def pass2(f_ptr, fl_ptr, w_ptr, wl_ptr, b_ptr, bmax_ptr, thr_ptr, val_ptr, idx_ptr, cnt_ptr, P, E: tl.constexpr,
+              NB: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr, SPLIT: tl.constexpr,
+              CAP_: tl.constexpr):
         rows = tl.program_id(0) * BP + tl.arange(0, BP)
         live = rows < P
         e = tl.arange(0, E)
         f = tl.load(f_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)
+        fl = f
+        if SPLIT:  # the features' low halves
+            fl = tl.load(fl_ptr + rows[:, None] * E + e[None, :], mask=live[:, None], other=0.0)
         t = tl.load(thr_ptr + rows, mask=live, other=float("inf"))  # (BP,) each cell's threshold
         n = tl.zeros((BP,), tl.int32)  # candidates found per cell
         for cb in range(0, NB):
             bm = tl.load(bmax_ptr + rows * NB + cb, mask=live, other=float("-inf"))
             if tl.max(bm - t, 0) >= 0:  # some cell of the tile has a class >= its threshold in this block
                 cols = cb * BC + tl.arange(0, BC)
-                w = tl.load(w_ptr + cols[None, :] * E + e[:, None])
-                x = tl.dot(f, w, input_precision=PREC) + tl.load(b_ptr + cols)[None, :]  # the same bits as pass 1
+                x = _tile_logits(f, fl, w_ptr, wl_ptr, b_ptr, cb, E, BC, PREC, SPLIT)  # the same bits as pass 1
                 keep = (x >= t[:, None]) & live[:, None]
                 ki = keep.to(tl.int32)
                 at = n[:, None] + tl.cumsum(ki, 1) - 1  # (BP, BC) each kept logit's place in its cell's list
@@ -257,8 +277,16 @@ def _exact_top(f: torch.Tensor, rows: torch.Tensor, w: torch.Tensor, b: torch.Te
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 128, warps: int = 8,
-           parts: dict | None = None, again: int | None = None) -> tuple[Any, ...]:
+def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 x -> (hi, lo) bf16 with hi + lo = x to ~2^-17 of |x| (the fused kernel's float32 dots). On a
+    CPU (the Triton interpreter, whose bf16 dots are wrong) the same values held in float32."""
+    hi = x.to(torch.bfloat16)
+    lo = (x - hi.float()).to(torch.bfloat16)
+    return (hi, lo) if x.device.type != "cpu" else (hi.float(), lo.float())
+
+
+def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 64, warps: int = 4,
+           parts: dict | None = None, again: int | None = None, split: bool | None = None) -> tuple[Any, ...]:
     """The two-pass kernel (module doc); w (C', E) padded to a multiple of 128, b float32 (C',). `parts`: a dict
     that gets CUDA events around each step and the count of cells read again (scripts/gpu/readout_bench.py).
     `again`: read again among a fixed number of cells, no wait (top_classes)."""
@@ -266,28 +294,32 @@ def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 
     kern = _kernels()
     P, E = f.shape
     NB = w.shape[0] // BLOCK_C
-    prec = "tf32x3" if f.dtype == torch.float32 else "tf32"  # (ignored by bf16 / fp16 dots)
+    # float32 features: three bf16 dots of their halves (_halves); split=False: three tf32 dots (slower)
+    split = f.dtype == torch.float32 if split is None else bool(split) and f.dtype == torch.float32
+    fh, fl, wh, wl = (*_halves(f), *_halves(w)) if split else (f, f, w, w)
+    prec = "tf32x3" if f.dtype == torch.float32 and not split else "ieee"  # (ignored by bf16 / fp16 dots)
     grid = (kern["triton"].cdiv(P, BP),)
     mark("start")
     bmax = torch.empty(P, NB, dtype=torch.float32, device=f.device)  # (P, NB) max of each block of classes
     lse = torch.empty(P, dtype=torch.float32, device=f.device)
     thr = torch.empty(P, dtype=torch.float32, device=f.device)  # (P,) the candidates' threshold
-    kern["pass1"][grid](f, w, b, bmax, lse, thr, P, E=E, NB=NB, BP=BP, BC=BLOCK_C, K=k, PREC=prec, CUT_=CUT,
-                        MARGIN_=MARGIN, num_warps=warps)
+    kern["pass1"][grid](fh, fl, wh, wl, b, bmax, lse, thr, P, E=E, NB=NB, BP=BP, BC=BLOCK_C, K=k, PREC=prec,
+                        SPLIT=split, CUT_=CUT, MARGIN_=MARGIN, num_warps=warps)
     mark("pass1")
     val = torch.full((P, CAP), float("-inf"), dtype=torch.float32, device=f.device)
     idx = torch.zeros(P, CAP, dtype=torch.int32, device=f.device)
     cnt = torch.empty(P, dtype=torch.int32, device=f.device)
     mark("threshold")
-    kern["pass2"][grid](f, w, b, bmax, thr, val, idx, cnt, P, E=E, NB=NB, BP=BP, BC=BLOCK_C, PREC=prec, CAP_=CAP,
-                        num_warps=warps)
+    kern["pass2"][grid](fh, fl, wh, wl, b, bmax, thr, val, idx, cnt, P, E=E, NB=NB, BP=BP, BC=BLOCK_C, PREC=prec,
+                        SPLIT=split, CAP_=CAP, num_warps=warps)
     mark("pass2")
     v, j = val.topk(k, dim=-1)  # (P, k) sorted
     i = idx.gather(1, j).long()
     i = torch.where(torch.isinf(v), i[:, :1], i)  # past a cell's candidates: its best class again
-    if again is not None:  # no wait: the R cells with the most candidates read again, the flat ones kept
+    if again is not None:  # no wait: the first R flat cells read again (a fixed number of cells)
         flat = cnt > CAP  # (P,)
-        sel = cnt.topk(min(max(int(again), 1), P)).indices  # (R,): every flat cell, if there are at most R
+        # (R,) the first R flat cells, padded with cell 0 (read again too; kept only if flat: the same values)
+        sel = torch.nonzero_static(flat, size=min(max(int(again), 1), P), fill_value=0).squeeze(1)
         ev, ei = _exact_top(f, sel, w, b, k)  # (R, k) float32, (R, k)
         keep = flat[sel, None]  # (R, 1)
         v[sel], i[sel] = torch.where(keep, ev, v[sel]), torch.where(keep, ei, i[sel])
