@@ -46,7 +46,7 @@ __all__ = ["CAP", "block_topk", "candidate_logits", "fused_available", "padded",
 BLOCK_C = 128  # classes per tile (and per block of the block maxima)
 CAP = 64  # candidates kept per cell by pass 2
 AGAIN_STEP = 8192  # cells read again per float32 matrix product (8,192 x 17,152 logits: 562 MB)
-CUT = 40.0  # nats below a cell's running max under which a block's exps are skipped (pass 1)
+CUT = 24.0  # nats below a cell's running max under which a block's exps are skipped (pass 1)
 MARGIN = 12.0  # nats below a cell's best logit under which no class is a candidate (p < 6.2e-6)
 LOG2E = 1.4426950408889634
 
@@ -318,8 +318,13 @@ def _fused(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, BP: int = 
     i = torch.where(torch.isinf(v), i[:, :1], i)  # past a cell's candidates: its best class again
     if again is not None:  # no wait: the first R flat cells read again (a fixed number of cells)
         flat = cnt > CAP  # (P,)
-        # (R,) the first R flat cells, padded with cell 0 (read again too; kept only if flat: the same values)
-        sel = torch.nonzero_static(flat, size=min(max(int(again), 1), P), fill_value=0).squeeze(1)
+        # (R,) the first R flat cells, padded with cell 0 (read again too; kept only if flat: the same values),
+        # placed by their rank among the flat cells (a scatter: nonzero would wait for the device)
+        R = min(max(int(again), 1), P)
+        rank = flat.cumsum(0) - 1  # (P,)
+        to = torch.where(flat & (rank < R), rank, R)  # (P,) the slot of each cell; R: none
+        cells = torch.arange(P, device=f.device)
+        sel = torch.zeros(R + 1, dtype=torch.long, device=f.device).scatter_(0, to, cells)[:R]
         ev, ei = _exact_top(f, sel, w, b, k)  # (R, k) float32, (R, k)
         keep = flat[sel, None]  # (R, 1)
         v[sel], i[sel] = torch.where(keep, ev, v[sel]), torch.where(keep, ei, i[sel])
