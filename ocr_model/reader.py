@@ -206,7 +206,7 @@ class OpticalReader:
             )
         self.model, self.tokenizer = model.eval(), tokenizer
         # the heads keep their dtype (float32 as loaded: bf16 heads read tiny pages 0.99558 against 0.99581 on
-        # 300 doc pages, one H200, session 11); the fused readout then runs three tf32 dots per tile
+        # 300 doc pages, one H200, session 11); the fused readout then splits them into bf16 halves (glyph_readout)
         self.glyph_heads = None if glyph_heads is None else glyph_heads.to(model.device).eval()
         if not 0.0 <= max_unknown <= 1.0:
             raise ValueError(f"max_unknown is a fraction of a page's drawn cells, in [0, 1]; got {max_unknown}")

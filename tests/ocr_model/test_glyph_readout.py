@@ -143,3 +143,14 @@ def test_cells_read_again_in_steps_are_read_as_in_one(monkeypatch):
     rv, ri = torch.addmm(b[None, :], f[rows], w.t()).topk(8, dim=-1)
     # the same values up to the matrix product's rounding (it may block n rows differently), the same classes
     assert torch.allclose(v, rv, atol=1e-5) and torch.equal(i[[0, 3, 4, 5, 6]], ri[[0, 3, 4, 5, 6]])  # 7, 8: ties
+
+
+def test_halves_add_up_to_float32_within_bf16_squared():
+    # the fused kernel's float32 dots: x = hi + lo, both bf16 values, to ~2^-17 of |x|; on a CPU (the
+    # interpreter) held in float32
+    x = torch.randn(4096, generator=torch.Generator().manual_seed(2)) * torch.logspace(-3, 3, 4096)
+    hi, lo = gr._halves(x)
+    assert hi.dtype == lo.dtype == torch.float32
+    assert torch.equal(hi, hi.to(torch.bfloat16).float()) and torch.equal(lo, lo.to(torch.bfloat16).float())
+    assert ((hi + lo - x).abs() <= x.abs() * 2.0 ** -16).all()
+    assert ((hi - x).abs() > x.abs() * 2.0 ** -12).any()  # hi alone is bf16: coarse
