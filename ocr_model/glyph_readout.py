@@ -177,13 +177,13 @@ def _kernels() -> dict[str, Any]:
 
     @triton.jit
     def _tile_logits(f, fl, w_ptr, wl_ptr, b_ptr, cb, E: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr,
-               SPLIT: tl.constexpr):
+                     SPLIT: tl.constexpr):
         """(BP, BC) float32 logits of classes cb*BC.. for the tile's features f (and their low halves fl)."""
         cols = cb * BC + tl.arange(0, BC)
         e = tl.arange(0, E)
         w = tl.load(w_ptr + cols[None, :] * E + e[:, None])  # (E, BC): the weight's classes, transposed
         x = tl.dot(f, w, input_precision=PREC)
-        if SPLIT:  # the float32 product from bf16 halves: f w + f wl + fl w (fl wl is below float32's resolution)
+        if SPLIT:  # the float32 product from bf16 halves: f w + f wl + fl w (fl wl, ~2^-18 of it, left out)
             x = tl.dot(f, tl.load(wl_ptr + cols[None, :] * E + e[:, None]), x, input_precision=PREC)
             x = tl.dot(fl, w, x, input_precision=PREC)
         return x + tl.load(b_ptr + cols)[None, :]
