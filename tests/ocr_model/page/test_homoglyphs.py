@@ -149,3 +149,41 @@ def test_spell_pages_is_resolve_homoglyphs_and_cells_text_page_by_page():
     assert texts == [G.cells_text(c) for c in want]
     assert texts[0] == "Привет, как дела? Всё хорошо." and texts[1] == "Καλημέρα, τι κάνεις;"
     assert np.array_equal(cells, np.stack(pages))  # the input is left as it was
+
+
+def test_spell_pages_matches_the_page_pass_on_fuzzed_batches():
+    """Batches of pages like a reader's misreads: ASCII rows of look-alike words (the Latin lexicon's among
+    them), now and then a Latin-safe class, a Cyrillic or Greek letter, any class at all, or a blank page."""
+    import random
+
+    import numpy as np
+
+    from ocr_model.page import COLS, ROWS
+    from ocr_model.page import glyphs as G
+
+    table = G.classes()
+    group_of = G.group_of_classes(len(table))
+    safe = np.nonzero(G._latin_safe(len(table)))[0]
+    extra = [int(k) for k in safe if k >= G.ASCII_CLASSES]
+    words = "the is in TK OK POSIX 'o' Visit a I ОК КВ и на καὶ".split() + list(G.homoglyph_lexicon().get("LATIN LATIN", {}))
+    rng = random.Random(5)
+    for _ in range(8):
+        pages = []
+        for _ in range(16):
+            cells = np.zeros((ROWS, COLS), dtype=np.int64)
+            for r in range(rng.randint(0, 5)):
+                row: list[int] = []
+                while len(row) < COLS:
+                    row += [int(group_of[table.index(c)]) for c in rng.choice(words) if c in table] + [0]
+                cells[r] = row[:COLS]
+                roll = rng.random()
+                if roll < 0.3:
+                    cells[r, rng.randrange(COLS)] = rng.choice(extra)
+                elif roll < 0.4:
+                    cells[r, rng.randrange(COLS)] = rng.randrange(len(table))
+            pages.append(cells)
+        cells = np.stack(pages)
+        got, texts = G.spell_pages(cells)
+        want = np.stack([G.resolve_homoglyphs(c) for c in cells])
+        assert np.array_equal(got, want)
+        assert texts == [G.cells_text(c) for c in want]
