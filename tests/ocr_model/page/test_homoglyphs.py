@@ -119,6 +119,22 @@ def test_the_latin_safe_shortcut_gives_what_the_word_pass_gives(monkeypatch):
         assert np.array_equal(fast, slow), G.cells_text(cells)
 
 
+def _spelled_as_page_by_page(cells):
+    """spell_pages(cells) against resolve_homoglyphs and cells_text page by page (and the input left as it
+    was): its texts."""
+    import numpy as np
+
+    from ocr_model.page import glyphs as G
+
+    before = cells.copy()
+    got, texts = G.spell_pages(cells)
+    want = np.stack([G.resolve_homoglyphs(c) for c in cells])
+    assert np.array_equal(got, want)
+    assert texts == [G.cells_text(c) for c in want]
+    assert np.array_equal(cells, before)
+    return texts
+
+
 def test_spell_pages_is_resolve_homoglyphs_and_cells_text_page_by_page():
     """The reader's batch pass against the page-by-page one: Latin, Cyrillic and Greek pages read as shapes,
     pages of ASCII only, of Latin-safe classes (with a word the Latin lexicon respells in an ASCII row, or in
@@ -142,13 +158,8 @@ def test_spell_pages_is_resolve_homoglyphs_and_cells_text_page_by_page():
     mixed = shapes("Latin words, then\nслова по-русски")
     mixed[10, :3] = [table.index(c) for c in "中€é"]
     pages.append(mixed)
-    cells = np.stack(pages)
-    got, texts = G.spell_pages(cells)
-    want = np.stack([G.resolve_homoglyphs(c) for c in cells])
-    assert np.array_equal(got, want)
-    assert texts == [G.cells_text(c) for c in want]
+    texts = _spelled_as_page_by_page(np.stack(pages))
     assert texts[0] == "Привет, как дела? Всё хорошо." and texts[1] == "Καλημέρα, τι κάνεις;"
-    assert np.array_equal(cells, np.stack(pages))  # the input is left as it was
 
 
 def test_spell_pages_matches_the_page_pass_on_fuzzed_batches():
@@ -182,8 +193,4 @@ def test_spell_pages_matches_the_page_pass_on_fuzzed_batches():
                 elif roll < 0.4:
                     cells[r, rng.randrange(COLS)] = rng.randrange(len(table))
             pages.append(cells)
-        cells = np.stack(pages)
-        got, texts = G.spell_pages(cells)
-        want = np.stack([G.resolve_homoglyphs(c) for c in cells])
-        assert np.array_equal(got, want)
-        assert texts == [G.cells_text(c) for c in want]
+        _spelled_as_page_by_page(np.stack(pages))
